@@ -1,0 +1,260 @@
+"""Command line: `./pipeline <command>`. Stage commands are thin; each imports only what it needs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+EXIT_DIFFER = 1  # compare: the backends differ
+EXIT_INPUT = 2  # bad params, data or device
+EXIT_TRACKING = 3  # the tracking store failed
+
+log = logging.getLogger("adaline_repro")
+
+
+class _Fail(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _params(args: argparse.Namespace):  # noqa: ANN202 (keeps params' import lazy)
+    from adaline_repro.params import load_params
+
+    return load_params(args.params)
+
+
+# --- stage commands -------------------------------------------------------------------------------
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from adaline_repro.fetch import fetch
+    from adaline_repro.files import atomic_write_text
+
+    atomic_write_text(args.out, fetch(_params(args).fetch))
+    print(f"fetch: wrote {args.out}")
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from adaline_repro import prepare
+
+    prepared = prepare.run(args.raw, args.train, args.test, args.scaler, _params(args).prepare)
+    print(f"prepare: {prepared.train.y.numel()} training rows, {prepared.test.y.numel()} test rows")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    params = _params(args).train
+    if args.backend not in params.backends:
+        raise _Fail(f"train: backend {args.backend!r} is not in train.backends {list(params.backends)}", EXIT_INPUT)
+    from adaline_repro import train
+
+    result = train.run(args.backend, args.train, args.model, args.curve, params)
+    print(f"train@{args.backend}: {len(result.losses)} epochs on {result.device}, final train_mse {result.losses[-1]}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from adaline_repro import evaluate
+
+    metrics = evaluate.run(
+        args.model, args.curve, args.train, args.test, args.metrics, args.predictions, _params(args).evaluate
+    )
+    print(
+        f"evaluate@{Path(args.model).stem}: train accuracy {metrics['train_accuracy']:.4f}, "
+        f"test accuracy {metrics['test_accuracy']:.4f}"
+    )
+    return 0
+
+
+def _compare(args: argparse.Namespace):  # noqa: ANN202
+    from adaline_repro.compare import compare, load_outputs
+
+    params = _params(args)
+    outputs = [
+        load_outputs(b, args.models, args.curves, args.predictions_dir, args.metrics_dir) for b in params.train.backends
+    ]
+    return params, outputs, compare(outputs, params.compare)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from adaline_repro.files import atomic_write_text, write_json
+
+    _, _, report = _compare(args)
+    write_json(args.report_json, report.as_dict())
+    atomic_write_text(args.report_md, report.markdown())
+    print(report.markdown())
+    return 0 if report.passed else EXIT_DIFFER
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    from adaline_repro import track
+    from adaline_repro.files import sha256_file
+    from adaline_repro.locations import tracking_uri
+
+    params, outputs, report = _compare(args)
+    files = {
+        "raw": args.raw,
+        "train": args.train,
+        "test": args.test,
+        "models": args.models,
+        "curves": args.curves,
+        "predictions": args.predictions_dir,
+    }
+    execution = track.build_execution(params, outputs, report, files)
+    from adaline_repro.tracking import log_execution
+
+    uri = tracking_uri()
+    parent = log_execution(uri, execution)
+    track.write_marker(args.marker, track.marker_text(params, report, sha256_file(args.raw)), uri)
+    verdict = "passed" if report.passed else "FAILED"
+    print(f"track: logged run {parent} and {len(outputs)} backend runs to {uri} (compare {verdict})")
+    return 0
+
+
+# --- workflow commands ----------------------------------------------------------------------------
+
+
+def _prepare_store() -> None:
+    """Create the embedded store once (before any parallel use), and forget logging done to another store."""
+    from adaline_repro.locations import TRACKING_STATE, embedded_db, repository_root, tracking_uri
+
+    root = repository_root()
+    uri = tracking_uri(root)
+    db = embedded_db(uri)
+    for uri_file in (root / TRACKING_STATE).glob("*.uri"):
+        logged_to = uri_file.read_text(encoding="utf-8").strip()
+        if logged_to != uri or (db is not None and not db.exists()):
+            # The marker vouches for runs in another (or a deleted) store: make DVC run the track stage again.
+            uri_file.with_suffix("").unlink(missing_ok=True)
+            uri_file.unlink()
+    if db is not None and not db.exists():
+        from adaline_repro.tracking import init_store
+
+        init_store(uri)
+
+
+def cmd_repro(args: argparse.Namespace) -> int:
+    _prepare_store()
+    return subprocess.call(["dvc", "repro", *args.dvc_args])
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    return subprocess.call([sys.executable, "-m", "pytest", *args.pytest_args])
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    """Regenerate requirements.lock from requirements.in in a throw-away venv."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        venv = Path(tmp) / "venv"
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(venv / "bin" / "python"), "-m", "pip"]
+        subprocess.run([*pip, "install", "-q", "-r", "requirements.in"], check=True)
+        frozen = subprocess.run([*pip, "freeze"], check=True, capture_output=True, text=True).stdout
+    lines = [line.replace("+cpu", "") for line in frozen.splitlines() if line and not line.startswith("-e ")]
+    header = "# Generated from requirements.in by ./pipeline lock (pip freeze of a fresh venv). Do not edit by hand."
+    Path("requirements.lock").write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+    print(f"lock: {len(lines)} packages pinned in requirements.lock")
+    return 0
+
+
+# --- parser -------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="./pipeline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def stage(name: str, func, help_: str) -> argparse.ArgumentParser:  # noqa: ANN001
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--params", type=Path, default=Path("params.yaml"))
+        p.set_defaults(func=func)
+        return p
+
+    p = stage("fetch", cmd_fetch, "stage: write the raw Iris table")
+    p.add_argument("--out", type=Path, required=True)
+
+    p = stage("prepare", cmd_prepare, "stage: select, split and standardize")
+    for name in ("raw", "train", "test", "scaler"):
+        p.add_argument(f"--{name}", type=Path, required=True)
+
+    p = stage("train", cmd_train, "stage: train one backend")
+    p.add_argument("--backend", required=True)
+    for name in ("train", "model", "curve"):
+        p.add_argument(f"--{name}", type=Path, required=True)
+
+    p = stage("evaluate", cmd_evaluate, "stage: predictions and accuracies of one backend")
+    for name in ("model", "curve", "train", "test", "metrics", "predictions"):
+        p.add_argument(f"--{name}", type=Path, required=True)
+
+    def outputs(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--models", type=Path, required=True)
+        p.add_argument("--curves", type=Path, required=True)
+        p.add_argument("--predictions", dest="predictions_dir", type=Path, required=True)
+        p.add_argument("--metrics", dest="metrics_dir", type=Path, required=True)
+
+    p = stage("track", cmd_track, "stage: log the execution to MLflow")
+    outputs(p)
+    for name in ("raw", "train", "test", "marker"):
+        p.add_argument(f"--{name}", type=Path, required=True)
+
+    p = stage("compare", cmd_compare, "stage: fail when the backends differ")
+    outputs(p)
+    p.add_argument("--report-json", type=Path, required=True)
+    p.add_argument("--report-md", type=Path, required=True)
+
+    p = sub.add_parser("repro", help="set up if needed, then dvc repro (extra arguments go to dvc)")
+    p.add_argument("dvc_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_repro)
+    p = sub.add_parser("test", help="set up if needed, then pytest (extra arguments go to pytest)")
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_test)
+    p = sub.add_parser("lock", help="regenerate requirements.lock from requirements.in")
+    p.set_defaults(func=cmd_lock)
+    return parser
+
+
+def _expected_errors() -> tuple[type[Exception], ...]:
+    """Errors that mean bad input or an unreachable store: one line, no traceback."""
+    errors: list[type[Exception]] = [OSError, ValueError, KeyError]
+    for module, name in (
+        ("adaline_repro.params", "ParamsError"),
+        ("adaline_repro.fetch", "FetchError"),
+        ("adaline_repro.prepare", "PrepareError"),
+        ("adaline_repro.train", "TrainError"),
+    ):
+        if module in sys.modules:
+            errors.append(getattr(sys.modules[module], name))
+    return tuple(errors)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("ADALINE_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s"
+    )
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except _Fail as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except Exception as exc:
+        tracking = sys.modules.get("adaline_repro.tracking")
+        if tracking is not None and isinstance(exc, tracking.TrackingError):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_TRACKING
+        if isinstance(exc, _expected_errors()):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_INPUT
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""Compare stage: every pair of backends must agree; floats within tolerance, predictions exactly."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from adaline_repro.files import read_csv, read_json
+from adaline_repro.model import read_curve, read_model
+from adaline_repro.params import CompareParams
+
+FLOAT_QUANTITIES = ("train_mse", "weights")
+EXACT_QUANTITIES = ("predictions", "train_accuracy", "test_accuracy")
+QUANTITIES = FLOAT_QUANTITIES + EXACT_QUANTITIES
+
+
+@dataclass(frozen=True)
+class BackendOutputs:
+    """Everything compare looks at for one backend."""
+
+    backend: str
+    device: str
+    curve: np.ndarray  # (epochs,) train MSE
+    weights: np.ndarray  # (n_features + 1,) weight..., bias
+    weight_names: tuple[str, ...]
+    predictions: tuple[tuple[str, int, int], ...]  # (split, row, prediction)
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Difference:
+    quantity: str
+    max_abs_diff: float | None  # None: not comparable (NaN or differing shapes)
+    max_rel_diff: float | None
+    at: str  # where the largest difference is: "epoch 7", "bias", "3 of 100 rows"
+    passed: bool
+
+    def as_dict(self) -> dict:
+        return {
+            "at": self.at,
+            "max_abs_diff": self.max_abs_diff,
+            "max_rel_diff": self.max_rel_diff,
+            "passed": self.passed,
+        }
+
+
+@dataclass(frozen=True)
+class PairResult:
+    a: str
+    b: str
+    differences: tuple[Difference, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(d.passed for d in self.differences)
+
+
+@dataclass(frozen=True)
+class Report:
+    pairs: tuple[PairResult, ...]
+    tolerances: CompareParams
+
+    @property
+    def passed(self) -> bool:
+        return all(p.passed for p in self.pairs)
+
+    def largest(self, quantity: str) -> float | None:
+        """The largest difference of a quantity over all pairs; None when some pair is not comparable."""
+        values = [d.max_abs_diff for p in self.pairs for d in p.differences if d.quantity == quantity]
+        return None if any(v is None for v in values) else max(values, default=0.0)
+
+    def as_dict(self) -> dict:
+        return {
+            "passed": self.passed,
+            "atol": self.tolerances.atol,
+            "rtol": self.tolerances.rtol,
+            "largest_abs_diff": {q: self.largest(q) for q in QUANTITIES},
+            "pairs": {
+                f"{p.a}~{p.b}": {"passed": p.passed, **{d.quantity: d.as_dict() for d in p.differences}}
+                for p in self.pairs
+            },
+        }
+
+    def markdown(self) -> str:
+        verdict = "PASSED: the backends agree" if self.passed else "FAILED: the backends differ"
+        lines = [
+            "# Backend comparison",
+            "",
+            f"**{verdict}** (floats within atol={self.tolerances.atol:g}, rtol={self.tolerances.rtol:g};"
+            " predictions and accuracies exactly).",
+            "",
+            "| pair | quantity | max abs diff | max rel diff | at | result |",
+            "|---|---|---|---|---|---|",
+        ]
+        for p in self.pairs:
+            for d in p.differences:
+                lines.append(
+                    f"| {p.a} ~ {p.b} | {d.quantity} | {_fmt(d.max_abs_diff)} | {_fmt_rel(d)} | {d.at} "
+                    f"| {'pass' if d.passed else 'FAIL'} |"
+                )
+        return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float | None) -> str:
+    return "not comparable" if value is None else f"{value:.3g}"
+
+
+def _fmt_rel(d: Difference) -> str:
+    return _fmt(d.max_rel_diff) if d.quantity in FLOAT_QUANTITIES else "-"
+
+
+def _close(a: np.ndarray, b: np.ndarray, tol: CompareParams) -> np.ndarray:
+    """Symmetric closeness; NaN is never close to anything, NaN included."""
+    scale = np.maximum(np.abs(a), np.abs(b))
+    with np.errstate(invalid="ignore"):
+        return np.abs(a - b) <= tol.atol + tol.rtol * scale
+
+
+def compare_floats(quantity: str, a: np.ndarray, b: np.ndarray, labels: list[str], tol: CompareParams) -> Difference:
+    if a.shape != b.shape:
+        return Difference(quantity, None, None, f"lengths {a.size} and {b.size}", False)
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        bad = int(np.flatnonzero(~(np.isfinite(a) & np.isfinite(b)))[0])
+        return Difference(quantity, None, None, f"{labels[bad]} not finite", False)
+    diff = np.abs(a - b)
+    scale = np.maximum(np.abs(a), np.abs(b))
+    rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
+    worst = int(np.argmax(diff)) if diff.size else 0
+    max_abs = float(diff.max(initial=0.0))
+    return Difference(
+        quantity,
+        max_abs,
+        float(rel.max(initial=0.0)),
+        labels[worst] if diff.size else "-",
+        bool(np.all(_close(a, b, tol))),
+    )
+
+
+def compare_exact_value(quantity: str, a: float, b: float) -> Difference:
+    diff = abs(a - b)
+    ok = a == b and math.isfinite(a)
+    return Difference(quantity, diff if math.isfinite(diff) else None, None, "-", ok)
+
+
+def compare_predictions(a: BackendOutputs, b: BackendOutputs) -> Difference:
+    if [p[:2] for p in a.predictions] != [p[:2] for p in b.predictions]:
+        return Difference("predictions", None, None, "different rows", False)
+    mismatches = sum(pa[2] != pb[2] for pa, pb in zip(a.predictions, b.predictions, strict=True))
+    return Difference(
+        "predictions", float(mismatches), None, f"{mismatches} of {len(a.predictions)} rows", mismatches == 0
+    )
+
+
+def compare_pair(a: BackendOutputs, b: BackendOutputs, tol: CompareParams) -> PairResult:
+    epochs = [f"epoch {i}" for i in range(1, max(a.curve.size, b.curve.size) + 1)]
+    return PairResult(
+        a.backend,
+        b.backend,
+        (
+            compare_floats("train_mse", a.curve, b.curve, epochs, tol),
+            compare_floats("weights", a.weights, b.weights, list(a.weight_names), tol),
+            compare_predictions(a, b),
+            *(compare_exact_value(q, a.metrics[q], b.metrics[q]) for q in ("train_accuracy", "test_accuracy")),
+        ),
+    )
+
+
+def compare(outputs: list[BackendOutputs], tol: CompareParams) -> Report:
+    """Every pair, in the order the backends are listed."""
+    return Report(tuple(compare_pair(a, b, tol) for a, b in itertools.combinations(outputs, 2)), tol)
+
+
+def load_outputs(backend: str, models: Path, curves: Path, predictions: Path, metrics: Path) -> BackendOutputs:
+    """Read one backend's files, named <backend>.json / .csv in each folder."""
+    model = read_model(models / f"{backend}.json")
+    _, rows = read_csv(predictions / f"{backend}.csv")
+    return BackendOutputs(
+        backend=backend,
+        device=model.device,
+        curve=read_curve(curves / f"{backend}.csv"),
+        weights=np.append(model.weight, model.bias).astype(np.float64),
+        weight_names=(*(f"weight[{f}]" for f in model.features), "bias"),
+        predictions=tuple((split, int(row), int(pred)) for split, row, _, pred in rows),
+        metrics=read_json(metrics / f"{backend}.json"),
+    )

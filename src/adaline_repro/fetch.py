@@ -1,0 +1,101 @@
+"""Fetch stage: the raw Iris table from scikit-learn's bundled copy, a local file or an https URL."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import urllib.request
+from pathlib import Path
+
+from adaline_repro.files import csv_text, sha256_bytes
+from adaline_repro.params import FEATURES, SPECIES, FetchParams
+
+RAW_HEADER = (*FEATURES, "species")
+N_ROWS = 150
+_UCI_NAMES = {f"Iris-{name}": name for name in SPECIES}
+_DOWNLOAD_TIMEOUT_S = 30
+
+
+class FetchError(RuntimeError):
+    """The source could not be read, did not match its sha256, or is not an Iris table."""
+
+
+def sklearn_iris_path() -> Path:
+    """The CSV scikit-learn ships, found without importing scikit-learn (which costs seconds)."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or spec.origin is None:
+        raise FetchError("fetch.source is 'sklearn' but scikit-learn is not installed")
+    return Path(spec.origin).parent / "datasets" / "data" / "iris.csv"
+
+
+def read_source(params: FetchParams) -> tuple[str, bytes]:
+    """(description of the source, its bytes)."""
+    if params.source == "sklearn":
+        path = sklearn_iris_path()
+        return str(path), _read_file(path)
+    if params.source == "path":
+        return params.location, _read_file(Path(params.location))
+    return params.location, _download(params.location)
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise FetchError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def _download(url: str) -> bytes:
+    if not url.startswith("https://"):
+        raise FetchError(f"{url}: only https:// URLs are accepted")
+    try:
+        with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT_S) as response:  # noqa: S310 (https only, checked above)
+            return response.read()
+    except OSError as exc:
+        raise FetchError(f"{url}: download failed ({exc})") from None
+
+
+def parse_iris(source: str, data: bytes, *, sklearn_format: bool) -> list[tuple[str, ...]]:
+    """Rows of (four feature texts, species name), checked: 150 rows, numbers finite, species known."""
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise FetchError(f"{source}: not UTF-8 text") from None
+    numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
+    if sklearn_format:
+        numbered = numbered[1:]  # "150,4,setosa,versicolor,virginica"
+    rows = []
+    for line_no, line in numbered:
+        cells = [c.strip() for c in line.split(",")]
+        if len(cells) != 5:
+            raise FetchError(f"{source}: line {line_no}: expected 5 columns, found {len(cells)}")
+        values = []
+        for name, cell in zip(FEATURES, cells[:4], strict=True):
+            try:
+                value = float(cell)
+            except ValueError:
+                raise FetchError(f"{source}: line {line_no}: {name} is not a number ({cell!r})") from None
+            if not math.isfinite(value):
+                raise FetchError(f"{source}: line {line_no}: {name} is not finite ({cell!r})")
+            values.append(repr(value))
+        label = cells[4]
+        if sklearn_format:
+            species = SPECIES[int(label)] if label in ("0", "1", "2") else None
+        else:
+            species = _UCI_NAMES.get(label)
+        if species is None:
+            raise FetchError(f"{source}: line {line_no}: unknown species {label!r}")
+        rows.append((*values, species))
+    if len(rows) != N_ROWS:
+        raise FetchError(f"{source}: expected {N_ROWS} rows, found {len(rows)}")
+    return rows
+
+
+def fetch(params: FetchParams) -> str:
+    """The raw table as CSV text; raises FetchError before anything is written."""
+    source, data = read_source(params)
+    digest = sha256_bytes(data)
+    if digest != params.sha256:
+        raise FetchError(f"{source}: sha256 mismatch: expected fetch.sha256={params.sha256}, got {digest}")
+    rows = parse_iris(source, data, sklearn_format=params.source == "sklearn")
+    return csv_text(RAW_HEADER, rows)

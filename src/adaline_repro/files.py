@@ -1,0 +1,83 @@
+"""Deterministic, atomic reading and writing of the pipeline's JSON and CSV files."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def float_text(value: float, dtype: str = "float32") -> str:
+    """Shortest decimal that reads back to exactly the same value in `dtype`."""
+    if dtype == "float64":
+        return repr(float(value))
+    return str(np.float32(value))
+
+
+def exact_float(value: float, dtype: str = "float32") -> float:
+    """A Python float whose repr is the shortest text for `value` in `dtype` (so JSON stays short)."""
+    return float(float_text(value, dtype))
+
+
+def atomic_write_text(path: Path | str, text: str) -> None:
+    """Write through a temporary file in the same folder, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def json_text(data: object) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def write_json(path: Path | str, data: object) -> None:
+    atomic_write_text(path, json_text(data))
+
+
+def read_json(path: Path | str) -> dict:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def write_csv(path: Path | str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    atomic_write_text(path, csv_text(header, rows))
+
+
+def read_csv(path: Path | str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a CSV file, as text."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        return header, [row for row in reader if row]
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path | str) -> str:
+    return sha256_bytes(Path(path).read_bytes())

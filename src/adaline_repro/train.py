@@ -1,0 +1,120 @@
+"""Train stage: seeded minibatch SGD of one backend, with the per-epoch training MSE."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from adaline_repro.backends import REGISTRY, Backend
+from adaline_repro.dataset import Table, read_table
+from adaline_repro.files import exact_float, float_text, write_csv, write_json
+from adaline_repro.params import TrainParams
+
+CURVE_HEADER = ("epoch", "train_mse")
+
+
+class TrainError(RuntimeError):
+    """Training cannot start (no such device, batch larger than the data) or it diverged."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    backend: str
+    device: str
+    dtype: str
+    weight: list[float]
+    bias: float
+    losses: list[float]  # train MSE after each epoch, epochs 1..N
+
+
+def resolve_device(requested: str) -> torch.device:
+    """cpu, cuda or auto (cuda when present); cuda set up for determinism."""
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainError("train.device is 'cuda' but no CUDA device is available (use 'cpu' or 'auto')")
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    torch.use_deterministic_algorithms(True)
+    return torch.device(requested)
+
+
+def shuffle_orders(n: int, epochs: int, seed: int) -> list[torch.Tensor]:
+    """One permutation per epoch, drawn on the CPU from a generator of its own.
+
+    Every backend consumes the same list, so nothing a backend does (building nn.Linear, say)
+    can move the RNG between them, and CPU and CUDA runs shuffle alike.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randperm(n, generator=generator) for _ in range(epochs)]
+
+
+def fit(backend: Backend, x: torch.Tensor, y: torch.Tensor, orders: list[torch.Tensor], batch_size: int) -> list[float]:
+    """Minibatches in each epoch's order, one update each, then the full-training-set MSE."""
+    losses = []
+    for epoch, order in enumerate(orders, start=1):
+        for batch in torch.split(order.to(x.device), batch_size):
+            backend.step(x[batch], y[batch])
+        loss = backend.loss(x, y).item()
+        if not math.isfinite(loss):
+            raise TrainError(f"{backend.name}: diverged at epoch {epoch} (train_mse={loss})")
+        losses.append(loss)
+    return losses
+
+
+def train(
+    backend_name: str, table: Table, params: TrainParams, orders: list[torch.Tensor] | None = None
+) -> TrainResult:
+    """Train one backend on a prepared table; `orders` overrides the seeded shuffles (tests inject faults)."""
+    n = len(table.y)
+    if params.batch_size > n:
+        raise TrainError(f"train.batch_size={params.batch_size} exceeds the {n} training rows")
+    device = resolve_device(params.device)
+    dtype = getattr(torch, params.dtype)
+    x = torch.from_numpy(table.x).to(device=device, dtype=dtype)  # (n, f)
+    y = torch.from_numpy(table.y).to(device=device, dtype=dtype)  # (n,)
+    if orders is None:
+        orders = shuffle_orders(n, params.epochs, params.seed)
+    backend = REGISTRY[backend_name](x.size(1), params.lr, dtype, device)
+    losses = fit(backend, x, y, orders, params.batch_size)
+    weight, bias = backend.parameters()
+    return TrainResult(
+        backend=backend_name,
+        device=device.type,
+        dtype=params.dtype,
+        weight=[exact_float(v, params.dtype) for v in weight.cpu().tolist()],
+        bias=exact_float(bias.item(), params.dtype),
+        losses=[exact_float(v, params.dtype) for v in losses],
+    )
+
+
+def write_result(result: TrainResult, features: tuple[str, ...], model_json: Path, curve_csv: Path) -> None:
+    write_json(
+        model_json,
+        {
+            "backend": result.backend,
+            "bias": result.bias,
+            "device": result.device,
+            "dtype": result.dtype,
+            "features": list(features),
+            "weight": result.weight,
+        },
+    )
+    write_csv(
+        curve_csv,
+        CURVE_HEADER,
+        ((epoch, float_text(loss, result.dtype)) for epoch, loss in enumerate(result.losses, start=1)),
+    )
+
+
+def run(backend_name: str, train_csv: Path, model_json: Path, curve_csv: Path, params: TrainParams) -> TrainResult:
+    table = read_table(train_csv)
+    result = train(backend_name, table, params)
+    write_result(result, table.features, model_json, curve_csv)
+    return result

@@ -1,0 +1,1 @@
+"""Tests mirror src/adaline_repro: test_<module>.py pins that module's behaviour."""

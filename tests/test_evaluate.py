@@ -1,0 +1,40 @@
+"""Evaluate: threshold-0.5 predictions give the lecture's accuracies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from adaline_repro import evaluate, train
+from adaline_repro.files import read_csv, read_json
+
+
+@pytest.mark.parametrize("backend", ["manual", "autograd", "module"])
+def test_lecture_accuracies(tmp_path, backend, data_dir, train_table, params):
+    """92.86 % train and 93.33 % test accuracy, written as fractions with the final train_mse."""
+    model, curve = tmp_path / "m.json", tmp_path / "c.csv"
+    train.write_result(train.train(backend, train_table, params.train), train_table.features, model, curve)
+    metrics = evaluate.run(
+        model,
+        curve,
+        data_dir / "train.csv",
+        data_dir / "test.csv",
+        tmp_path / "metrics.json",
+        tmp_path / "pred.csv",
+        params.evaluate,
+    )
+    assert metrics == read_json(tmp_path / "metrics.json")
+    assert metrics["train_accuracy"] == 65 / 70
+    assert metrics["test_accuracy"] == 28 / 30
+    assert round(metrics["train_accuracy"], 4) == 0.9286
+    assert round(metrics["test_accuracy"], 4) == 0.9333
+    assert metrics["train_mse"] == pytest.approx(0.10025, abs=5e-6)
+    header, rows = read_csv(tmp_path / "pred.csv")
+    assert header == ["split", "row", "label", "prediction"]
+    assert len(rows) == 100
+    wrong = [r for r in rows if r[2] != r[3]]
+    assert len(wrong) == 5 + 2
+
+
+def test_accuracy_counts_matches():
+    assert evaluate.accuracy(np.array([1, 0, 1, 1]), np.array([1, 1, 1, 0])) == 0.5

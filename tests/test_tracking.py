@@ -1,0 +1,80 @@
+"""Tracking: one parent and a child per backend in a real SQLite store; no run left RUNNING on failure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from adaline_repro import tracking
+from adaline_repro.tracking import BackendRun, Dataset, Execution, TrackingError, log_execution
+
+
+def _execution(tmp_path: Path, artifact_missing: bool = False) -> Execution:
+    data = tmp_path / "train.csv"
+    data.write_text("a,b,label,row\n0.5,0.25,1,3\n")
+    art = tmp_path / "curve.csv"
+    art.write_text("epoch,train_mse\n1,0.5\n2,0.25\n")
+    backends = [
+        BackendRun(
+            b,
+            "cpu",
+            [0.5, 0.25],
+            {"train_accuracy": 0.9, "test_accuracy": 0.8, "train_mse": 0.25},
+            [tmp_path / "missing.csv" if (artifact_missing and b == "module") else art],
+        )
+        for b in ("manual", "autograd", "module")
+    ]
+    return Execution(
+        experiment="exp",
+        params={"train.lr": "0.01", "train.epochs": "2"},
+        tags={"git.dirty": "false"},
+        backends=backends,
+        datasets=[Dataset("iris-train", data, "abc123", "training")],
+        verdict={"compare_passed": 1.0},
+        verdict_tags={"compare.verdict": "passed"},
+        reports={"compare.md": "# ok\n"},
+    )
+
+
+@pytest.fixture
+def uri(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracking.init_store(uri)
+    return uri
+
+
+def test_parent_and_children_are_logged(tmp_path, uri):
+    parent_id = log_execution(uri, _execution(tmp_path))
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("exp").experiment_id])
+    assert len(runs) == 4
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
+    assert sorted(r.info.run_name for r in children) == ["autograd@cpu", "manual@cpu", "module@cpu"]
+    params = [dict(r.data.params) for r in children]
+    assert all(
+        {k: v for k, v in p.items() if k != "backend"} == {"train.lr": "0.01", "train.epochs": "2"} for p in params
+    )
+    history = client.get_metric_history(children[0].info.run_id, "train_mse")
+    assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 0.25)]
+    parent = client.get_run(parent_id)
+    assert parent.data.tags["compare.verdict"] == "passed"
+    assert parent.data.params["train.backends"] == "manual,autograd,module"
+    assert children[0].inputs.dataset_inputs[0].dataset.name == "iris-train"
+    artifacts = [a.path for a in client.list_artifacts(children[0].info.run_id)]
+    assert artifacts == ["curve.csv"]
+
+
+def test_a_failure_midway_leaves_no_run_running(tmp_path, uri):
+    """An error after some runs exist marks the open ones FAILED and says which store failed."""
+    with pytest.raises(TrackingError, match="tracking store sqlite:///"):
+        log_execution(uri, _execution(tmp_path, artifact_missing=True))
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("exp").experiment_id])
+    statuses = sorted(r.info.status for r in runs)
+    assert "RUNNING" not in statuses
+    assert statuses.count("FAILED") == 2  # the parent and the module child

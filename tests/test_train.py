@@ -1,0 +1,74 @@
+"""Training: the lecture's numbers, seeded shuffles shared by all backends, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from adaline_repro import train as train_mod
+from adaline_repro.files import read_csv
+from adaline_repro.train import TrainError, shuffle_orders, train
+
+
+@pytest.mark.parametrize("backend", ["manual", "autograd", "module"])
+def test_lecture_loss_curve(backend, train_table, params):
+    """The lecture's printed costs (5 decimals) for epochs 1, 2 and 20."""
+    result = train(backend, train_table, params.train)
+    assert len(result.losses) == 20
+    assert [round(result.losses[i], 5) for i in (0, 1, 19)] == [0.38849, 0.31679, 0.10025]
+    assert result.device == "cpu"
+    assert result.dtype == "float32"
+
+
+def test_shuffle_orders_match_the_global_rng_after_manual_seed():
+    """A dedicated generator gives the lecture's torch.manual_seed(123); torch.randperm(70) sequence."""
+    torch.manual_seed(123)
+    expected = [torch.randperm(70) for _ in range(3)]
+    assert all(torch.equal(a, b) for a, b in zip(shuffle_orders(70, 3, 123), expected, strict=True))
+
+
+def test_model_construction_does_not_move_the_shuffles(train_table, params):
+    """Building nn.Linear draws from the global RNG; training results must not care."""
+    first = train("module", train_table, params.train)
+    torch.manual_seed(999)
+    torch.rand(1000)
+    second = train("module", train_table, params.train)
+    assert first == second
+
+
+def test_written_outputs_are_deterministic(tmp_path, train_table, params):
+    """Two runs write byte-identical model and curve files, in text formats."""
+    texts = []
+    for i in range(2):
+        model, curve = tmp_path / f"m{i}.json", tmp_path / f"c{i}.csv"
+        train_mod.write_result(train("manual", train_table, params.train), train_table.features, model, curve)
+        texts.append((model.read_bytes(), curve.read_bytes()))
+    assert texts[0] == texts[1]
+    header, rows = read_csv(tmp_path / "c0.csv")
+    assert header == ["epoch", "train_mse"]
+    assert [r[0] for r in rows] == [str(i) for i in range(1, 21)]
+    assert json.loads(texts[0][0])["features"] == ["sepal_width", "petal_length"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error shown when no GPU is present")
+def test_cuda_without_gpu_is_a_clear_error(train_table, params):
+    with pytest.raises(TrainError, match=r"train\.device is 'cuda' but no CUDA device is available"):
+        train("manual", train_table, params.train.model_copy(update={"device": "cuda"}))
+
+
+def test_auto_device_falls_back_to_cpu(train_table, params):
+    result = train("manual", train_table, params.train.model_copy(update={"device": "auto"}))
+    assert result.device == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_batch_larger_than_the_data_is_an_error(train_table, params):
+    with pytest.raises(TrainError, match=r"train\.batch_size=71 exceeds the 70 training rows"):
+        train("manual", train_table, params.train.model_copy(update={"batch_size": 71}))
+
+
+def test_divergence_names_the_epoch(train_table, params):
+    """A learning rate far too large stops training with the epoch where the loss stopped being finite."""
+    with pytest.raises(TrainError, match=r"manual: diverged at epoch \d+"):
+        train("manual", train_table, params.train.model_copy(update={"lr": 1e6, "epochs": 30}))
