@@ -172,3 +172,30 @@ def test_experiment_with_a_changed_learning_rate(first_repro):
     _run(["dvc", "plots", "show", "-o", "plots_html"], root, venv_env)
     html = (root / "plots_html" / "index.html").read_text()
     assert all(f"plots/loss/{b}.csv" in html for b in ("manual", "autograd", "module"))
+
+
+def test_a_backend_that_differs_fails_compare_and_is_still_logged(first_repro):
+    """With zero_grad() removed from the module backend, `dvc repro` fails at compare, and the store
+    holds the execution with the failed verdict for inspection, every run finished."""
+    root, env, _, _ = first_repro
+    module = root / "src" / "adaline_repro" / "backends" / "module.py"
+    original = module.read_text()
+    before = {r.info.run_id for r in _runs(env["MLFLOW_TRACKING_URI"])}
+    try:
+        module.write_text(original.replace("        self.optimizer.zero_grad()\n", ""))
+        done = _run(["./pipeline", "repro"], root, env, check=False)
+    finally:
+        module.write_text(original)
+    assert done.returncode != 0
+    assert "failed to reproduce 'compare'" in done.stderr
+    assert "FAILED: the backends differ" in done.stdout
+    report = json.loads((root / "reports" / "compare.json").read_text())
+    assert report["passed"] is False
+    assert report["pairs"]["manual~autograd"]["passed"] is True
+    new = [r for r in _runs(env["MLFLOW_TRACKING_URI"]) if r.info.run_id not in before]
+    assert len(new) == 4
+    assert {r.info.status for r in new} == {"FINISHED"}
+    parent = next(r for r in new if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.data.tags["compare.verdict"] == "failed"
+    assert parent.data.metrics["compare_passed"] == 0.0
+    assert parent.data.metrics["compare_max_abs_diff_train_mse"] > 1e-2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -235,11 +236,17 @@ def _expected_errors() -> tuple[type[Exception], ...]:
     return tuple(errors)
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C: open MLflow runs end KILLED and temporary files are removed."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=os.environ.get("ADALINE_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s"
     )
     args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         return args.func(args)
     except _Fail as exc:
