@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from adaline_repro.backends import REGISTRY
+from adaline_repro.backends import BACKENDS, get
 
 
 def _reference_gradients(x, y, weight, bias):
@@ -16,7 +16,7 @@ def _reference_gradients(x, y, weight, bias):
     return torch.autograd.grad(loss, [w, b])
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("name", BACKENDS)
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_gradient_equals_autograd_on_random_float64_data(name, seed):
     """On random data and parameters, the backend's gradient matches autograd's to float64 precision."""
@@ -26,7 +26,7 @@ def test_gradient_equals_autograd_on_random_float64_data(name, seed):
     y = torch.randint(0, 2, (n,), generator=g).to(torch.float64)
     weight = torch.randn(f, generator=g, dtype=torch.float64)
     bias = torch.randn((), generator=g, dtype=torch.float64)
-    backend = REGISTRY[name](f, 0.01, torch.float64, torch.device("cpu"))
+    backend = get(name)(f, 0.01, torch.float64, torch.device("cpu"))
     backend.set_parameters(weight, bias)
     grad_w, grad_b = backend.gradients(x, y)
     ref_w, ref_b = _reference_gradients(x, y, weight, bias)
@@ -36,21 +36,21 @@ def test_gradient_equals_autograd_on_random_float64_data(name, seed):
     torch.testing.assert_close(grad_b, ref_b, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("name", BACKENDS)
 def test_parameters_start_at_zero(name):
-    backend = REGISTRY[name](2, 0.01, torch.float32, torch.device("cpu"))
+    backend = get(name)(2, 0.01, torch.float32, torch.device("cpu"))
     weight, bias = backend.parameters()
     assert torch.equal(weight, torch.zeros(2))
     assert torch.equal(bias, torch.zeros(()))
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+@pytest.mark.parametrize("name", BACKENDS)
 def test_step_moves_against_the_gradient(name):
     """One step changes the parameters by exactly -lr * gradient (float64, so no rounding doubt)."""
     g = torch.Generator().manual_seed(7)
     x = torch.randn(5, 2, generator=g, dtype=torch.float64)
     y = torch.ones(5, dtype=torch.float64)
-    backend = REGISTRY[name](2, 0.1, torch.float64, torch.device("cpu"))
+    backend = get(name)(2, 0.1, torch.float64, torch.device("cpu"))
     grad_w, grad_b = backend.gradients(x, y)
     backend.step(x, y)
     weight, bias = backend.parameters()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from adaline_repro.backends import REGISTRY, Backend
+from adaline_repro import backends
+from adaline_repro.backends import Backend
 from adaline_repro.dataset import Table, read_table
 from adaline_repro.files import exact_float, float_text, write_csv, write_json
 from adaline_repro.params import TrainParams
@@ -81,7 +82,7 @@ def train(
     y = torch.from_numpy(table.y).to(device=device, dtype=dtype)  # (n,)
     if orders is None:
         orders = shuffle_orders(n, params.epochs, params.seed)
-    backend = REGISTRY[backend_name](x.size(1), params.lr, dtype, device)
+    backend = backends.get(backend_name)(x.size(1), params.lr, dtype, device)
     losses = fit(backend, x, y, orders, params.batch_size)
     weight, bias = backend.parameters()
     return TrainResult(
