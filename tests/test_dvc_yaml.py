@@ -24,6 +24,14 @@ STAGE_CODE = {
 NOT_STAGE_CODE = {"src/adaline_repro/__init__.py"}
 
 
+def _python(code: str) -> str:
+    """stdout of `code` run in a fresh interpreter that sees only src/ (what a stage process sees)."""
+    env = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True, env=env
+    ).stdout
+
+
 def _imported(code: str) -> tuple[set[str], set[str]]:
     """(source files of adaline_repro imported, heavy third-party packages imported) by `code`."""
     probe = (
@@ -31,15 +39,7 @@ def _imported(code: str) -> tuple[set[str], set[str]]:
         "mods = [m.__file__ for k, m in sys.modules.items() if k.startswith('adaline_repro') and m.__file__]\n"
         "print(json.dumps([mods, [k for k in ('torch', 'mlflow', 'sklearn', 'pandas') if k in sys.modules]]))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"},
-    ).stdout
-    files, heavy = json.loads(out)
+    files, heavy = json.loads(_python(probe))
     return {str(Path(f).relative_to(REPO)) for f in files} - NOT_STAGE_CODE, set(heavy)
 
 
@@ -81,11 +81,4 @@ def test_training_manual_does_not_pay_for_the_optimizer():
         "b.get('autograd')(2, 0.01, torch.float32, torch.device('cpu'))\n"
         "print('torch._dynamo' in sys.modules)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"},
-    ).stdout.strip()
-    assert out == "False"
+    assert _python(code).strip() == "False"

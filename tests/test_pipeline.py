@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -21,6 +23,18 @@ def _run(args: list[str], cwd: Path, env: dict, check: bool = True) -> subproces
     if check and done.returncode != 0:
         raise AssertionError(f"{args} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
     return done
+
+
+@contextlib.contextmanager
+def _edited(path: Path, old: str, new: str) -> Iterator[None]:
+    """The file with `old` replaced by `new` for the duration of the block."""
+    original = path.read_text()
+    assert old in original
+    path.write_text(original.replace(old, new))
+    try:
+        yield
+    finally:
+        path.write_text(original)
 
 
 def _runs(uri: str) -> list:
@@ -124,14 +138,9 @@ def test_second_repro_runs_nothing_and_logs_nothing(first_repro):
 
 def test_invalid_parameter_is_one_line_and_logs_nothing(first_repro):
     root, env, _, _ = first_repro
-    params = root / "params.yaml"
-    original = params.read_text()
     before = len(_runs(env["MLFLOW_TRACKING_URI"]))
-    try:
-        params.write_text(original.replace("  lr: 0.01", "  lr: -0.01"))
+    with _edited(root / "params.yaml", "  lr: 0.01", "  lr: -0.01"):
         done = _run(["./pipeline", "repro"], root, env, check=False)
-    finally:
-        params.write_text(original)
     assert done.returncode != 0
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: params.yaml: train.lr: Input should be greater than 0 (got -0.01)"]
@@ -179,13 +188,9 @@ def test_a_backend_that_differs_fails_compare_and_is_still_logged(first_repro):
     holds the execution with the failed verdict for inspection, every run finished."""
     root, env, _, _ = first_repro
     module = root / "src" / "adaline_repro" / "backends" / "module.py"
-    original = module.read_text()
     before = {r.info.run_id for r in _runs(env["MLFLOW_TRACKING_URI"])}
-    try:
-        module.write_text(original.replace("        self.optimizer.zero_grad()\n", ""))
+    with _edited(module, "        self.optimizer.zero_grad()\n", ""):
         done = _run(["./pipeline", "repro"], root, env, check=False)
-    finally:
-        module.write_text(original)
     assert done.returncode != 0
     assert "failed to reproduce 'compare'" in done.stderr
     assert "FAILED: the backends differ" in done.stdout

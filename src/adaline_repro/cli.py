@@ -142,11 +142,11 @@ def _prepare_store() -> None:
 
 def cmd_repro(args: argparse.Namespace) -> int:
     _prepare_store()
-    return subprocess.call(["dvc", "repro", *args.dvc_args])
+    return subprocess.call(["dvc", "repro", *args.extra])
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    return subprocess.call([sys.executable, "-m", "pytest", *args.pytest_args])
+    return subprocess.call([sys.executable, "-m", "pytest", *args.extra])
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
@@ -212,10 +212,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--report-md", type=Path, required=True)
 
     p = sub.add_parser("repro", help="set up if needed, then dvc repro (extra arguments go to dvc)")
-    p.add_argument("dvc_args", nargs=argparse.REMAINDER)
+    p.add_argument("extra", nargs=argparse.REMAINDER, metavar="DVC_ARGS")
     p.set_defaults(func=cmd_repro)
     p = sub.add_parser("test", help="set up if needed, then pytest (extra arguments go to pytest)")
-    p.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    p.add_argument("extra", nargs=argparse.REMAINDER, metavar="PYTEST_ARGS")
     p.set_defaults(func=cmd_test)
     p = sub.add_parser("lock", help="regenerate requirements.lock from requirements.in")
     p.set_defaults(func=cmd_lock)
@@ -236,6 +236,9 @@ def _expected_errors() -> tuple[type[Exception], ...]:
     return tuple(errors)
 
 
+_PASS_THROUGH = {"repro": cmd_repro, "test": cmd_test}
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     """SIGTERM unwinds like Ctrl-C: open MLflow runs end KILLED and temporary files are removed."""
     raise SystemExit(128 + signum)
@@ -245,7 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=os.environ.get("ADALINE_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s"
     )
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in _PASS_THROUGH and not {"-h", "--help"} & set(argv[1:2]):
+        # Everything after `repro`/`test` belongs to dvc/pytest, options included (argparse would eat them).
+        args = argparse.Namespace(func=_PASS_THROUGH[argv[0]], extra=argv[1:])
+    else:
+        args = _parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         return args.func(args)
