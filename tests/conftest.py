@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
 import pytest
 
 from adaline_repro import fetch, prepare
@@ -39,3 +44,73 @@ def train_table(data_dir: Path) -> Table:
 @pytest.fixture(scope="session")
 def test_table(data_dir: Path) -> Table:
     return read_table(data_dir / "test.csv")
+
+
+# --- fresh clones of the project, for the end-to-end tests ---------------------------------
+
+
+def run_cmd(args: list[str], cwd: Path, env: dict, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command to completion; with check, a failure shows its whole output."""
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{args} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+@contextlib.contextmanager
+def edited(path: Path, old: str, new: str) -> Iterator[None]:
+    """The file with `old` replaced by `new` for the duration of the block."""
+    original = path.read_text()
+    assert old in original
+    path.write_text(original.replace(old, new))
+    try:
+        yield
+    finally:
+        path.write_text(original)
+
+
+def stored_runs(uri: str) -> list:
+    """Every run in every experiment of the store, newest first."""
+    client = mlflow.MlflowClient(uri)
+    experiments = client.search_experiments()
+    return client.search_runs([e.experiment_id for e in experiments]) if experiments else []
+
+
+def make_clone(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """What a fresh clone has: the files git would hold, committed in a new repository; nothing else.
+
+    Returns the clone's root and an environment whose MLFLOW_TRACKING_URI is a store of its own.
+    """
+    root = tmp_path_factory.mktemp("clone")
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for name in filter(None, files):
+        if (REPO / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    store = tmp_path_factory.mktemp("store")
+    env = {
+        **os.environ,
+        "ADALINE_VENV": str(REPO / ".venv"),  # reuse the environment instead of building a second one
+        "MLFLOW_TRACKING_URI": f"sqlite:///{store}/mlflow.db",
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    }
+    env.pop("DVC_ROOT", None)
+    for args in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "config", "user.name", "t"],  # dvc exp commits experiment refs with the repository's identity
+        ["git", "config", "user.email", "t@example.invalid"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-q", "-m", "clone"],
+    ):
+        run_cmd(args, root, env)
+    return root, env

@@ -20,6 +20,7 @@ STAGE_CODE = {
     "evaluate": "import adaline_repro.evaluate",
     "track": "import adaline_repro.track, adaline_repro.tracking",
     "compare": "import adaline_repro.compare",
+    "plot": "import adaline_repro.figures, adaline_repro.model",
 }
 NOT_STAGE_CODE = {"src/adaline_repro/__init__.py"}
 

@@ -22,7 +22,7 @@ def _execution(tmp_path: Path, artifact_missing: bool = False) -> Execution:
             "cpu",
             [0.5, 0.25],
             {"train_accuracy": 0.9, "test_accuracy": 0.8, "train_mse": 0.25},
-            [tmp_path / "missing.csv" if (artifact_missing and b == "module") else art],
+            {"curve.csv": tmp_path / "missing.csv" if (artifact_missing and b == "module") else art},
         )
         for b in ("manual", "autograd", "module")
     ]
@@ -78,3 +78,20 @@ def test_a_failure_midway_leaves_no_run_running(tmp_path, uri):
     statuses = sorted(r.info.status for r in runs)
     assert "RUNNING" not in statuses
     assert statuses.count("FAILED") == 2  # the parent and the module child
+
+
+def test_latest_execution_is_the_newest_parent_with_its_backend_runs(tmp_path, uri):
+    first = log_execution(uri, _execution(tmp_path))
+    second = log_execution(uri, _execution(tmp_path))
+    latest = tracking.latest_execution(uri, "exp")
+    assert latest.parent_run_id == second != first
+    children = mlflow.MlflowClient(uri).search_runs([latest.experiment_id], f"tags.mlflow.parentRunId = '{second}'")
+    assert sorted(latest.child_run_ids) == sorted(r.info.run_id for r in children)
+    assert tracking.latest_execution(uri, "no-such-experiment") is None
+
+
+def test_embedded_experiments_keep_artifacts_beside_the_database(tmp_path, uri):
+    log_execution(uri, _execution(tmp_path))
+    experiment = mlflow.MlflowClient(uri).get_experiment_by_name("exp")
+    assert experiment.artifact_location == (tmp_path / "mlartifacts").as_uri()
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"

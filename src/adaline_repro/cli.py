@@ -73,6 +73,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from adaline_repro.figures import loss_figure
+    from adaline_repro.files import atomic_write_bytes
+    from adaline_repro.model import read_curve
+
+    params = _params(args)
+    curves = {b: read_curve(args.curves / f"{b}.csv") for b in params.train.backends}
+    atomic_write_bytes(args.out, loss_figure(curves, params.compare))
+    print(f"plot: wrote {args.out}")
+    return 0
+
+
 def _compare(args: argparse.Namespace):  # noqa: ANN202
     from adaline_repro.compare import compare, load_outputs
 
@@ -106,6 +118,7 @@ def cmd_track(args: argparse.Namespace) -> int:
         "models": args.models,
         "curves": args.curves,
         "predictions": args.predictions_dir,
+        "figure": args.figure,
     }
     execution = track.build_execution(params, outputs, report, files)
     from adaline_repro.tracking import log_execution
@@ -138,6 +151,34 @@ def _prepare_store() -> None:
         from adaline_repro.tracking import init_store
 
         init_store(uri)
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from adaline_repro import ui
+    from adaline_repro.locations import tracking_uri
+
+    experiment = _params(args).tracking.experiment
+    uri = tracking_uri()
+
+    def find_links(base: str) -> ui.Links:
+        from adaline_repro.tracking import latest_execution
+
+        latest = latest_execution(uri, experiment)
+        if latest is None:
+            return ui.links(base, None, [])
+        return ui.links(base, latest.experiment_id, latest.child_run_ids)
+
+    try:
+        if uri.startswith(("http://", "https://")):
+            print(f"tracking server {uri}: nothing to start")
+            ui.say_links(find_links(uri), print)
+            return 0
+        ui.serve(uri, args.host, args.port, find_links)
+    except ui.UIError as exc:
+        raise _Fail(f"ui: {exc}", EXIT_INPUT) from None
+    except KeyboardInterrupt:
+        print("\nui: stopped")
+    return 0
 
 
 def cmd_repro(args: argparse.Namespace) -> int:
@@ -201,15 +242,25 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--predictions", dest="predictions_dir", type=Path, required=True)
         p.add_argument("--metrics", dest="metrics_dir", type=Path, required=True)
 
+    p = stage("plot", cmd_plot, "stage: the loss-curve figure")
+    p.add_argument("--curves", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+
     p = stage("track", cmd_track, "stage: log the execution to MLflow")
     outputs(p)
-    for name in ("raw", "train", "test", "marker"):
+    for name in ("raw", "train", "test", "figure", "marker"):
         p.add_argument(f"--{name}", type=Path, required=True)
 
     p = stage("compare", cmd_compare, "stage: fail when the backends differ")
     outputs(p)
     p.add_argument("--report-json", type=Path, required=True)
     p.add_argument("--report-md", type=Path, required=True)
+
+    p = sub.add_parser("ui", help="the MLflow UI on the pipeline's store, with links to the latest execution")
+    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    p.set_defaults(func=cmd_ui)
 
     p = sub.add_parser("repro", help="set up if needed, then dvc repro (extra arguments go to dvc)")
     p.add_argument("extra", nargs=argparse.REMAINDER, metavar="DVC_ARGS")

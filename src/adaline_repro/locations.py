@@ -38,9 +38,12 @@ def embedded_db(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
-def artifact_location(root: Path | None = None) -> str:
-    """Where experiments created in the embedded store keep artifacts (absolute, so temp copies agree)."""
-    return ((root or repository_root()) / EMBEDDED_ARTIFACTS).as_uri()
+def artifact_location(uri: str) -> str:
+    """Where experiments created in a SQLite store keep artifacts: beside the database, absolute."""
+    db = embedded_db(uri)
+    if db is None:
+        raise ValueError(f"{uri} is not a SQLite store")
+    return (db.parent / EMBEDDED_ARTIFACTS).as_uri()
 
 
 # Machine-local state of the track stage (gitignored): its marker output and the store it logged to.

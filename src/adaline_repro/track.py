@@ -61,6 +61,14 @@ def verdict(report: Report) -> tuple[dict[str, float], dict[str, str]]:
     return metrics, tags
 
 
+def parent_name(report: Report) -> str:
+    """`pipeline: passed (max diff 5e-08)`: the verdict where the runs table shows it first."""
+    largest = [report.largest(q) for q in ("train_mse", "weights")]
+    if any(v is None for v in largest):
+        return "pipeline: FAILED (not comparable)"
+    return f"pipeline: {'passed' if report.passed else 'FAILED'} (max diff {max(largest):.1g})"
+
+
 def marker_text(params: Params, report: Report, raw_sha256: str) -> str:
     """What the marker output holds: deterministic, so dvc.lock stays reproducible (no run ids)."""
     return json_text(
@@ -88,11 +96,11 @@ def build_execution(params: Params, outputs: list[BackendOutputs], report: Repor
                 device=out.device,
                 losses=out.curve.tolist(),
                 metrics={k: float(v) for k, v in out.metrics.items()},
-                artifacts=[
-                    files["curves"] / f"{out.backend}.csv",
-                    model_path,
-                    files["predictions"] / f"{out.backend}.csv",
-                ],
+                artifacts={
+                    "loss_curve.csv": files["curves"] / f"{out.backend}.csv",
+                    "model.json": model_path,
+                    "predictions.csv": files["predictions"] / f"{out.backend}.csv",
+                },
             )
         )
     return Execution(
@@ -107,6 +115,8 @@ def build_execution(params: Params, outputs: list[BackendOutputs], report: Repor
         verdict=metrics,
         verdict_tags=tags,
         reports={"compare.json": json_text(report.as_dict()), "compare.md": report.markdown()},
+        parent_artifacts=[files["figure"]],
+        parent_name=parent_name(report),
     )
 
 

@@ -18,9 +18,11 @@ from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 
-from adaline_repro.locations import artifact_location
+from adaline_repro.locations import artifact_location, embedded_db
 
 log = logging.getLogger(__name__)
+
+ROLE_TAG = "adaline.role"  # "execution" on parent runs, which is how latest_execution finds them
 
 
 class TrackingError(RuntimeError):
@@ -41,7 +43,7 @@ class BackendRun:
     device: str
     losses: list[float]  # train MSE for epochs 1..N
     metrics: dict[str, float]  # train_accuracy, test_accuracy, train_mse
-    artifacts: list[Path]
+    artifacts: dict[str, Path]  # artifact name (the same in every backend run, so the UI lines them up) -> file
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class Execution:
     verdict: dict[str, float]  # parent metrics: compare_passed, compare_max_abs_diff_<quantity>
     verdict_tags: dict[str, str]
     reports: dict[str, str] = field(default_factory=dict)  # artifact file name -> text, on the parent
+    parent_artifacts: list[Path] = field(default_factory=list)
+    parent_name: str = "pipeline"  # the runs table shows names first: track puts the verdict in it
 
 
 def client(uri: str) -> mlflow.MlflowClient:
@@ -70,16 +74,24 @@ def init_store(uri: str) -> None:
         raise TrackingError(f"tracking store {uri}: {exc}") from None
 
 
-def _experiment_id(c: mlflow.MlflowClient, name: str, embedded: bool) -> str:
+# MLflow 3's UI opens an experiment on its GenAI overview unless told it is classic model training.
+_EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def _experiment_id(c: mlflow.MlflowClient, name: str, uri: str) -> str:
+    embedded = embedded_db(uri) is not None
     experiment = c.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    location = artifact_location() if embedded else None
-    try:
-        return c.create_experiment(name, artifact_location=location)
-    except mlflow.exceptions.MlflowException:
-        # Another process created it between our look-up and our create.
-        return c.get_experiment_by_name(name).experiment_id
+    if experiment is None:
+        location = artifact_location(uri) if embedded else None
+        try:
+            return c.create_experiment(name, artifact_location=location, tags=_EXPERIMENT_TAGS)
+        except mlflow.exceptions.MlflowException:
+            # Another process created it between our look-up and our create.
+            experiment = c.get_experiment_by_name(name)
+    for key, value in _EXPERIMENT_TAGS.items():
+        if experiment.tags.get(key) != value:
+            c.set_experiment_tag(experiment.experiment_id, key, value)
+    return experiment.experiment_id
 
 
 def _dataset_input(dataset: Dataset) -> DatasetInput:
@@ -99,9 +111,15 @@ def log_execution(uri: str, execution: Execution) -> str:
     c = client(uri)
     running: list[str] = []  # runs created and not yet terminated
     try:
-        experiment_id = _experiment_id(c, execution.experiment, uri.startswith("sqlite:"))
+        experiment_id = _experiment_id(c, execution.experiment, uri)
         now = int(time.time() * 1000)
-        parent = c.create_run(experiment_id, start_time=now, run_name="pipeline", tags=execution.tags)
+        note = {"mlflow.note.content": execution.reports["compare.md"]} if "compare.md" in execution.reports else {}
+        parent = c.create_run(
+            experiment_id,
+            start_time=now,
+            run_name=execution.parent_name,
+            tags={**execution.tags, **note, ROLE_TAG: "execution"},
+        )
         running.append(parent.info.run_id)
         c.log_batch(
             parent.info.run_id,
@@ -116,6 +134,8 @@ def log_execution(uri: str, execution: Execution) -> str:
         )
         for name, text in sorted(execution.reports.items()):
             c.log_text(parent.info.run_id, text, name)
+        for path in execution.parent_artifacts:
+            c.log_artifact(parent.info.run_id, str(path))
         inputs = [_dataset_input(d) for d in execution.datasets]
         for backend in execution.backends:
             child = c.create_run(
@@ -135,8 +155,8 @@ def log_execution(uri: str, execution: Execution) -> str:
             params = {**execution.params, "backend": backend.backend}
             c.log_batch(child.info.run_id, metrics=metrics, params=[Param(k, v) for k, v in sorted(params.items())])
             c.log_inputs(child.info.run_id, datasets=inputs)
-            for path in backend.artifacts:
-                c.log_artifact(child.info.run_id, str(path))
+            for name, path in sorted(backend.artifacts.items()):
+                c.log_text(child.info.run_id, path.read_text(encoding="utf-8"), name)
             c.set_terminated(child.info.run_id, RunStatus.to_string(RunStatus.FINISHED))
             running.remove(child.info.run_id)
         c.set_terminated(parent.info.run_id, RunStatus.to_string(RunStatus.FINISHED))
@@ -152,3 +172,30 @@ def log_execution(uri: str, execution: Execution) -> str:
         if isinstance(exc, Exception) and not isinstance(exc, TrackingError):
             raise TrackingError(f"tracking store {uri}: {exc}") from exc
         raise
+
+
+@dataclass(frozen=True)
+class LatestExecution:
+    experiment_id: str
+    parent_run_id: str
+    child_run_ids: list[str]  # in backend order of the run names
+
+
+def latest_execution(uri: str, experiment: str) -> LatestExecution | None:
+    """The newest pipeline execution (parent run and its backend runs), or None if there is none yet."""
+    c = client(uri)
+    found = c.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    parents = c.search_runs(
+        [found.experiment_id],
+        f"tags.`{ROLE_TAG}` = 'execution'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not parents:
+        return None
+    parent = parents[0].info.run_id
+    children = c.search_runs([found.experiment_id], f"tags.mlflow.parentRunId = '{parent}'")
+    ordered = sorted(children, key=lambda r: r.info.run_name)
+    return LatestExecution(found.experiment_id, parent, [r.info.run_id for r in ordered])

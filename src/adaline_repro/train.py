@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from adaline_repro import backends
 from adaline_repro.backends import Backend
@@ -59,7 +60,9 @@ def shuffle_orders(n: int, epochs: int, seed: int) -> list[torch.Tensor]:
 def fit(backend: Backend, x: torch.Tensor, y: torch.Tensor, orders: list[torch.Tensor], batch_size: int) -> list[float]:
     """Minibatches in each epoch's order, one update each, then the full-training-set MSE."""
     losses = []
-    for epoch, order in enumerate(orders, start=1):
+    # disable=None: a bar on a terminal, silence in logs, CI and tests.
+    bar = tqdm(orders, desc=f"train@{backend.name}", unit="epoch", disable=None, leave=False, mininterval=0.5)
+    for epoch, order in enumerate(bar, start=1):
         for batch in torch.split(order.to(x.device), batch_size):
             backend.step(x[batch], y[batch])
         loss = backend.loss(x, y).item()

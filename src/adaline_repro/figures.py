@@ -1,0 +1,76 @@
+"""The loss-curve figure: the backends' curves overlaid, and their pairwise differences on a log scale."""
+
+from __future__ import annotations
+
+import io
+import itertools
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")  # no display; also keeps rendering deterministic
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from adaline_repro.params import CompareParams
+
+# Differences of exactly zero cannot sit on a log axis: they are drawn on this floor, as hollow markers.
+FLOOR = 1e-12
+_STYLES = {"manual": ("-", "o"), "autograd": ("--", "s"), "module": (":", "^")}
+
+
+def loss_figure(curves: dict[str, np.ndarray], tolerances: CompareParams) -> bytes:
+    """PNG bytes; the same curves always give the same bytes (no timestamps or version in the metadata)."""
+    epochs = np.arange(1, len(next(iter(curves.values()))) + 1)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7.5), sharex=True, height_ratios=(3, 2), layout="constrained")
+    for name, curve in curves.items():
+        line, marker = _STYLES.get(name, ("-", "x"))
+        top.plot(
+            epochs,
+            curve,
+            linestyle=line,
+            marker=marker,
+            markevery=max(1, len(epochs) // 20),
+            fillstyle="none",
+            label=name,
+        )
+    top.set_ylabel("training MSE")
+    top.set_title("ADALINE training loss per backend (curves lie on top of each other when they agree)")
+    top.legend(title="backend")
+    top.grid(alpha=0.3)
+
+    largest = 0.0
+    for a, b in itertools.combinations(curves, 2):
+        diff = np.abs(curves[a] - curves[b])
+        largest = max(largest, float(np.nanmax(diff)))
+        (drawn,) = bottom.semilogy(epochs, np.where(diff > 0, diff, np.nan), marker=".", label=f"|{a} - {b}|")
+        zero = diff == 0
+        bottom.semilogy(
+            epochs[zero],
+            np.full(zero.sum(), FLOOR),
+            linestyle="none",
+            marker="o",
+            fillstyle="none",
+            color=drawn.get_color(),
+        )
+    scale = np.max(np.abs(np.vstack(list(curves.values()))), axis=0)
+    bottom.semilogy(
+        epochs,
+        tolerances.atol + tolerances.rtol * scale,
+        color="black",
+        linestyle="--",
+        label=f"tolerance (atol={tolerances.atol:g}, rtol={tolerances.rtol:g})",
+    )
+    bottom.set_ylim(FLOOR / 3, max(1.0, largest * 3))
+    bottom.set_xlabel("epoch")
+    bottom.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    bottom.set_ylabel("absolute difference")
+    bottom.set_title(f"pairwise differences: largest {largest:.2g}; hollow circles at {FLOOR:g} mean exactly equal")
+    bottom.legend(fontsize="small", loc="upper right")
+    bottom.grid(alpha=0.3, which="both")
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
