@@ -72,3 +72,48 @@ def test_divergence_names_the_epoch(train_table, params):
     """A learning rate far too large stops training with the epoch where the loss stopped being finite."""
     with pytest.raises(TrainError, match=r"manual: diverged at epoch \d+"):
         train("manual", train_table, params.train.model_copy(update={"lr": 1e6, "epochs": 30}))
+
+
+def test_progress_bar_is_silent_without_a_terminal(capfd, train_table, params):
+    """In logs, CI and tests (no TTY) training prints nothing."""
+    train("manual", train_table, params.train.model_copy(update={"epochs": 50}))
+    assert capfd.readouterr().err == ""
+
+
+def test_progress_bar_on_a_terminal(data_dir):
+    """On a terminal, a long training shows a bar named after the backend, counting epochs."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    from .conftest import REPO
+
+    code = (
+        "from adaline_repro.dataset import read_table; from adaline_repro.params import load_params;"
+        "from adaline_repro.train import train;"
+        f"p = load_params({str(REPO / 'params.yaml')!r}).train.model_copy(update={{'epochs': 2000}});"
+        f"train('manual', read_table({str(data_dir / 'train.csv')!r}), p)"
+    )
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 columns wide
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stderr=follower, env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"}
+    )
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    assert proc.wait(timeout=120) == 0
+    text = output.decode(errors="replace")
+    assert "train@manual" in text
+    assert "/2000" in text
