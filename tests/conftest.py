@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from adaline_repro import fetch, prepare
 from adaline_repro.dataset import Table, read_table
 from adaline_repro.params import Params, load_params
+from adaline_repro.worktree import copy_worktree
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -81,36 +81,13 @@ def make_clone(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
     Returns the clone's root and an environment whose MLFLOW_TRACKING_URI is a store of its own.
     """
-    root = tmp_path_factory.mktemp("clone")
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, files):
-        if (REPO / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
+    root = copy_worktree(REPO, tmp_path_factory.mktemp("clone"))
     store = tmp_path_factory.mktemp("store")
     env = {
         **os.environ,
         "ADALINE_VENV": str(REPO / ".venv"),  # reuse the environment instead of building a second one
         "MLFLOW_TRACKING_URI": f"sqlite:///{store}/mlflow.db",
         "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.invalid",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.invalid",
     }
     env.pop("DVC_ROOT", None)
-    for args in (
-        ["git", "init", "-q", "-b", "main"],
-        ["git", "config", "user.name", "t"],  # dvc exp commits experiment refs with the repository's identity
-        ["git", "config", "user.email", "t@example.invalid"],
-        ["git", "add", "-A"],
-        ["git", "commit", "-q", "-m", "clone"],
-    ):
-        run_cmd(args, root, env)
     return root, env

@@ -153,6 +153,22 @@ def _prepare_store() -> None:
         init_store(uri)
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from adaline_repro import check
+    from adaline_repro.locations import repository_root
+
+    params = _params(args)
+    devices = [d.strip() for d in (args.devices or params.train.device).split(",") if d.strip()]
+    if not devices or len(devices) > 2 or set(devices) - {"cpu", "cuda", "auto"}:
+        raise _Fail("check: --devices takes one or two of cpu, cuda, auto (comma-separated)", EXIT_INPUT)
+    try:
+        return check.run_check(
+            repository_root(), params, devices, update=args.update, keep=args.keep, log_to_store=args.log_to_store
+        )
+    except check.CheckError as exc:
+        raise _Fail(f"check: {exc}", check.EXIT_INPUT) from None
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from adaline_repro import ui
     from adaline_repro.locations import tracking_uri
@@ -255,6 +271,14 @@ def _parser() -> argparse.ArgumentParser:
     outputs(p)
     p.add_argument("--report-json", type=Path, required=True)
     p.add_argument("--report-md", type=Path, required=True)
+
+    p = sub.add_parser("check", help="re-run everything in a scratch copy; fail on backend differences or drift")
+    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    p.add_argument("--devices", help="cpu, cuda or cpu,cuda (default: train.device from params.yaml)")
+    p.add_argument("--update", action="store_true", help="rewrite the committed results from a fresh run")
+    p.add_argument("--keep", action="store_true", help="keep the scratch copy for inspection")
+    p.add_argument("--log-to-store", action="store_true", help="log the check's runs to the usual MLflow store")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("ui", help="the MLflow UI on the pipeline's store, with links to the latest execution")
     p.add_argument("--params", type=Path, default=Path("params.yaml"))

@@ -38,10 +38,12 @@ class Difference:
     max_rel_diff: float | None
     at: str  # where the largest difference is: "epoch 7", "bias", "3 of 100 rows"
     passed: bool
+    first_failure: str | None = None  # floats: the first place out of tolerance ("epoch 7")
 
     def as_dict(self) -> dict:
         return {
             "at": self.at,
+            "first_failure": self.first_failure,
             "max_abs_diff": self.max_abs_diff,
             "max_rel_diff": self.max_rel_diff,
             "passed": self.passed,
@@ -125,19 +127,17 @@ def compare_floats(quantity: str, a: np.ndarray, b: np.ndarray, labels: list[str
         return Difference(quantity, None, None, f"lengths {a.size} and {b.size}", False)
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
         bad = int(np.flatnonzero(~(np.isfinite(a) & np.isfinite(b)))[0])
-        return Difference(quantity, None, None, f"{labels[bad]} not finite", False)
+        return Difference(quantity, None, None, f"{labels[bad]} not finite", False, labels[bad])
+    if not a.size:
+        return Difference(quantity, 0.0, 0.0, "-", True)
     diff = np.abs(a - b)
     scale = np.maximum(np.abs(a), np.abs(b))
     rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
-    worst = int(np.argmax(diff)) if diff.size else 0
-    max_abs = float(diff.max(initial=0.0))
-    return Difference(
-        quantity,
-        max_abs,
-        float(rel.max(initial=0.0)),
-        labels[worst] if diff.size else "-",
-        bool(np.all(_close(a, b, tol))),
-    )
+    worst = int(np.argmax(diff))
+    outside = np.flatnonzero(~_close(a, b, tol))
+    first = labels[int(outside[0])] if outside.size else None
+    at = labels[worst] if diff[worst] > 0 else "-"
+    return Difference(quantity, float(diff[worst]), float(rel.max()), at, not outside.size, first)
 
 
 def compare_exact_value(quantity: str, a: float, b: float) -> Difference:

@@ -1,0 +1,273 @@
+"""`./pipeline check`: re-run everything in a scratch copy; fail when backends differ or results drift."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from adaline_repro.compare import BackendOutputs, PairResult, compare_pair, load_outputs
+from adaline_repro.files import atomic_write_text, json_text, read_json
+from adaline_repro.fingerprint import differences, fingerprint
+from adaline_repro.params import CompareParams, Params
+from adaline_repro.worktree import copy_worktree
+
+EXIT_PASS = 0
+EXIT_DIFFER = 1  # the backends differ (the compare stage failed)
+EXIT_INPUT = 2  # the check was asked for something impossible (cuda without a GPU)
+EXIT_DRIFT = 4  # fresh results moved away from the committed ones
+EXIT_STALE = 5  # params.yaml or the code changed, dvc.lock was not updated
+EXIT_BROKEN = 6  # set-up failed or a stage crashed
+
+# The committed results, as dvc.yaml's compare stage reads them (tests/test_check.py keeps them in step).
+RESULTS = {"models": "models", "curves": "plots/loss", "predictions": "predictions", "metrics": "metrics"}
+REFERENCE_FILES = ("dvc.lock", "reports/compare.json", "reports/compare.md", "reports/loss_curves.png")
+ENVIRONMENT = "reports/environment.json"
+REPORT_JSON, REPORT_MD = "reports/check.json", "reports/check.md"
+_STATUS = {
+    EXIT_PASS: "passed",
+    EXIT_DIFFER: "backends differ",
+    EXIT_DRIFT: "drift",
+    EXIT_STALE: "stale",
+    EXIT_BROKEN: "broken",
+}
+
+
+class CheckError(RuntimeError):
+    """The check cannot run as asked."""
+
+
+@dataclass
+class DeviceRun:
+    device: str
+    returncode: int
+    compare_passed: bool | None
+    log_tail: str
+    results_root: Path | None = None  # where this run's result files were kept
+    lock_identical: bool | None = None  # the fresh dvc.lock equals the committed one byte for byte
+    results: list[BackendOutputs] = field(default_factory=list)
+    drift: list[PairResult] = field(default_factory=list)
+
+    @property
+    def broken(self) -> bool:
+        return self.returncode != 0 and self.compare_passed is not False
+
+
+def stale_reasons(repo: Path, env: dict[str, str]) -> list[str]:
+    """What `dvc status` says changed in params or code without dvc.lock following, one line each."""
+    done = subprocess.run(["dvc", "status", "--json"], cwd=repo, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise CheckError(f"dvc status failed: {done.stderr.strip()}")
+    reasons = []
+    for stage, entries in sorted(json.loads(done.stdout or "{}").items()):
+        for entry in entries:
+            if not isinstance(entry, dict):
+                reasons.append(f"{stage}: {entry}")
+                continue
+            for path, change in entry.get("changed deps", {}).items():
+                if isinstance(change, dict):  # a params file: key -> change
+                    reasons += [f"{stage}: {path} {key} {what}" for key, what in sorted(change.items())]
+                elif path.startswith("src/"):
+                    reasons.append(f"{stage}: {path} {change}")
+            if "changed command" in entry:
+                reasons.append(f"{stage}: command changed")
+    return reasons
+
+
+def _set_device(params_yaml: Path, device: str) -> None:
+    text = params_yaml.read_text(encoding="utf-8")
+    new, count = re.subn(r"(?m)^(\s+device:\s*)\S+", rf"\g<1>{device}", text)
+    if count != 1:
+        raise CheckError(f"{params_yaml}: expected one train.device line, found {count}")
+    params_yaml.write_text(new, encoding="utf-8")
+
+
+def load_results(root: Path, backends: tuple[str, ...]) -> list[BackendOutputs]:
+    dirs = {k: root / v for k, v in RESULTS.items()}
+    return [load_outputs(b, dirs["models"], dirs["curves"], dirs["predictions"], dirs["metrics"]) for b in backends]
+
+
+def run_device(scratch: Path, device: str, env: dict[str, str], params: Params) -> DeviceRun:
+    """`./pipeline repro --force` in the scratch copy with train.device set; its results kept aside."""
+    _set_device(scratch / "params.yaml", device)
+    done = subprocess.run(["./pipeline", "repro", "--force"], cwd=scratch, env=env, capture_output=True, text=True)
+    log = (done.stdout + done.stderr)[-4000:]
+    compare = scratch / "reports" / "compare.json"
+    passed = read_json(compare)["passed"] if compare.exists() and done.returncode in (0, 1) else None
+    if done.returncode != 0 and "failed to reproduce 'compare'" not in done.stderr:
+        passed = None  # a crash before compare: the compare report may be a leftover
+    run = DeviceRun(device, done.returncode, passed, log)
+    if not run.broken:
+        keep = scratch / ".check" / device
+        for rel in (*RESULTS.values(), *REFERENCE_FILES):
+            if (scratch / rel).exists():
+                target = keep / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                (shutil.copytree if (scratch / rel).is_dir() else shutil.copy2)(scratch / rel, target)
+        run.results_root = keep
+        run.results = load_results(keep, params.train.backends)
+    return run
+
+
+def drift(reference: list[BackendOutputs], fresh: list[BackendOutputs], tol: CompareParams) -> list[PairResult]:
+    """Each backend against its own committed self: floats within tolerance, the rest exactly."""
+    return [compare_pair(ref, new, tol) for ref, new in zip(reference, fresh, strict=True)]
+
+
+def exit_code(runs: list[DeviceRun], cross: list[PairResult]) -> int:
+    if any(r.broken for r in runs):
+        return EXIT_BROKEN
+    if any(r.compare_passed is False for r in runs) or not all(p.passed for p in cross):
+        return EXIT_DIFFER
+    if not all(p.passed for r in runs for p in r.drift):
+        return EXIT_DRIFT
+    return EXIT_PASS
+
+
+def _pairs_table(pairs: list[PairResult], left: str, right: str) -> list[str]:
+    lines = [f"| backend | quantity | {left} vs {right}: max abs diff | at | first out of tolerance | result |"]
+    lines.append("|---|---|---|---|---|---|")
+    for p in pairs:
+        for d in p.differences:
+            size = "not comparable" if d.max_abs_diff is None else f"{d.max_abs_diff:.3g}"
+            first = d.first_failure or ("-" if d.passed else d.at)
+            lines.append(f"| {p.a} | {d.quantity} | {size} | {d.at} | {first} | {'ok' if d.passed else 'MOVED'} |")
+    return lines
+
+
+def report(
+    code: int, stale: list[str], runs: list[DeviceRun], cross: list[PairResult], env_ref: dict | None, env_now: dict
+) -> tuple[dict, str]:
+    """(check.json content, check.md text)."""
+    data = {
+        "status": _STATUS[code],
+        "exit_code": code,
+        "stale": stale,
+        "dvc_lock_identical": {r.device: r.lock_identical for r in runs},
+        "devices": {
+            r.device: {
+                "returncode": r.returncode,
+                "compare_passed": r.compare_passed,
+                "drift": {p.a: {d.quantity: d.as_dict() for d in p.differences} for p in r.drift},
+                "log_tail": r.log_tail if r.returncode else "",
+            }
+            for r in runs
+        },
+        "cross_device": {p.a: {d.quantity: d.as_dict() for d in p.differences} for p in cross},
+        "environment": {
+            "reference": env_ref,
+            "now": env_now,
+            "differences": differences(env_ref, env_now) if env_ref else ["no committed environment.json"],
+        },
+    }
+    md = [f"# Reproducibility check: {_STATUS[code]}", ""]
+    if stale:
+        md += ["dvc.lock is stale: params.yaml or the code changed since it was written. Run `./pipeline repro`", ""]
+        md += [f"- {reason}" for reason in stale] + [""]
+    for r in runs:
+        verdict = {True: "backends agree", False: "BACKENDS DIFFER", None: "BROKEN RUN"}[r.compare_passed]
+        md += [f"## {r.device}: {verdict}", ""]
+        if r.lock_identical is not None:
+            md += [f"Fresh dvc.lock {'identical to' if r.lock_identical else 'differs from'} the committed one.", ""]
+        if r.broken:
+            md += ["```", r.log_tail.strip(), "```", ""]
+        if r.drift:
+            moved = [f"{p.a} {d.quantity}" for p in r.drift for d in p.differences if not d.passed]
+            md += [f"Against the committed results: {'moved: ' + ', '.join(moved) if moved else 'no drift'}.", ""]
+            md += [*_pairs_table(r.drift, "committed", "fresh"), ""]
+    if cross:
+        md += ["## Across devices", "", *_pairs_table(cross, runs[0].device, runs[1].device), ""]
+    md += ["## Environment", "", "| | committed | now |", "|---|---|---|"]
+    for key in ("python", "torch", "numpy", "platform", "torch_cpu_capability", "torch_threads"):
+        md.append(f"| {key} | {(env_ref or {}).get(key, '-')} | {env_now.get(key)} |")
+    md.append(f"| cpu | {(env_ref or {}).get('cpu', '-')} | {env_now.get('cpu')} |")
+    md.append(f"| cuda | {(env_ref or {}).get('cuda', '-')} | {env_now.get('cuda')} |")
+    md += ["", "Differences: " + ("; ".join(data["environment"]["differences"]) or "none")]
+    return data, "\n".join(md) + "\n"
+
+
+def update_reference(repo: Path, run: DeviceRun, env_now: dict) -> list[str]:
+    """Copy a fresh run's results over the committed ones; the files whose bytes changed."""
+    source = run.results_root
+    changed = []
+    for rel in (*RESULTS.values(), *REFERENCE_FILES):
+        src = source / rel
+        files = sorted(p for p in src.rglob("*") if p.is_file()) if src.is_dir() else [src]
+        for path in files:
+            target = repo / path.relative_to(source)
+            if not target.exists() or target.read_bytes() != path.read_bytes():
+                changed.append(str(path.relative_to(source)))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target)
+    atomic_write_text(repo / ENVIRONMENT, json_text(env_now))
+    return changed
+
+
+def scratch_env(scratch: Path, repo: Path, log_to_store: bool) -> dict[str, str]:
+    from adaline_repro.locations import tracking_uri
+
+    env = {**os.environ, "ADALINE_VENV": os.environ.get("ADALINE_VENV", str(repo / ".venv"))}
+    env.pop("DVC_ROOT", None)
+    env["MLFLOW_TRACKING_URI"] = tracking_uri(repo) if log_to_store else f"sqlite:///{scratch}/mlflow.db"
+    return env
+
+
+def new_scratch(repo: Path) -> Path:
+    return copy_worktree(repo, Path(tempfile.mkdtemp(prefix="adaline-check-")))
+
+
+def run_check(
+    repo: Path,
+    params: Params,
+    devices: list[str],
+    *,
+    update: bool = False,
+    keep: bool = False,
+    log_to_store: bool = False,
+    say=print,  # noqa: ANN001
+) -> int:
+    """The whole check; writes reports/check.{json,md} in `repo` and returns the exit code."""
+    scratch = new_scratch(repo)
+    env = scratch_env(scratch, repo, log_to_store)
+    try:
+        stale = [] if update else stale_reasons(repo, env)
+        env_now = fingerprint()
+        if "cuda" in devices and not env_now["cuda"]["available"]:
+            raise CheckError("--devices asks for cuda, but no CUDA device is available")
+        env_file = repo / ENVIRONMENT
+        env_ref = read_json(env_file) if env_file.exists() else None
+        runs: list[DeviceRun] = []
+        cross: list[PairResult] = []
+        if not stale:
+            reference = load_results(repo, params.train.backends)
+            for device in devices:
+                say(f"check: running the pipeline from scratch on {device} in {scratch}")
+                run = run_device(scratch, device, env, params)
+                if run.results:
+                    run.drift = drift(reference, run.results, params.compare)
+                    fresh_lock = (run.results_root / "dvc.lock").read_bytes()
+                    run.lock_identical = fresh_lock == (repo / "dvc.lock").read_bytes()
+                runs.append(run)
+            if len(runs) == 2 and all(r.results for r in runs):
+                cross = drift(runs[0].results, runs[1].results, params.compare)
+        code = EXIT_STALE if stale else exit_code(runs, cross)
+        if update and code in (EXIT_PASS, EXIT_DRIFT):
+            changed = update_reference(repo, runs[0], env_now)
+            say(f"check --update: {len(changed)} committed files rewritten" + "".join(f"\n  {c}" for c in changed))
+            code = EXIT_PASS
+        data, text = report(code, stale, runs, cross, env_ref, env_now)
+        atomic_write_text(repo / REPORT_JSON, json_text(data))
+        atomic_write_text(repo / REPORT_MD, text)
+        say(text)
+        say(f"check: {_STATUS[code]} (exit {code}); report in {REPORT_MD}")
+        return code
+    finally:
+        if keep:
+            say(f"check: scratch copy kept in {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)

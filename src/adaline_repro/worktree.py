@@ -1,0 +1,34 @@
+"""Scratch copies of the repository: what a fresh clone would hold, in a new git repository."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+_IDENTITY = {"user.name": "adaline-repro check", "user.email": "check@localhost"}
+
+
+def tracked_files(repo: Path) -> list[str]:
+    """Files git tracks or would track (untracked but not ignored), relative to the repository."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=repo, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return [name for name in out.split("\0") if name and (repo / name).is_file()]
+
+
+def copy_worktree(repo: Path, dest: Path) -> Path:
+    """Copy the working tree's files (no .venv, no DVC cache, no store) and commit them in a new repository."""
+    for name in tracked_files(repo):
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(repo / name, dest / name)
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_SYSTEM": os.devnull}
+    git = ["git", "-c", "init.defaultBranch=main"]
+    subprocess.run([*git, "init", "-q"], cwd=dest, check=True, env=env)
+    for key, value in _IDENTITY.items():  # dvc exp commits with the repository's identity
+        subprocess.run(["git", "config", key, value], cwd=dest, check=True, env=env)
+    subprocess.run(["git", "add", "-A"], cwd=dest, check=True, env=env)
+    subprocess.run(["git", "commit", "-q", "--no-verify", "-m", "scratch copy"], cwd=dest, check=True, env=env)
+    return dest
