@@ -37,6 +37,7 @@ def test_unchanged_repository_passes(tmp_path_factory):
     assert done.returncode == check.EXIT_PASS, done.stdout + done.stderr
     assert report["status"] == "passed"
     assert report["devices"]["cpu"]["compare_passed"] is True
+    assert report["dvc_lock_identical"] == {"cpu": True}  # every stage forced, every hash the same
     assert report["environment"]["differences"] == []
     assert "# Reproducibility check: passed" in (root / "reports" / "check.md").read_text()
     assert not (root / "mlflow.db").exists()  # the user's store is left alone

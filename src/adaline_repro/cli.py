@@ -198,6 +198,11 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_repro(args: argparse.Namespace) -> int:
+    from adaline_repro.params import load_params
+
+    # Validate before DVC starts: DVC deletes a stage's outputs before running it, so a stage that only then
+    # found params.yaml invalid would leave the previous results gone.
+    load_params("params.yaml")
     _prepare_store()
     return subprocess.call(["dvc", "repro", *args.extra])
 
