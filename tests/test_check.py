@@ -57,6 +57,7 @@ def test_a_committed_curve_moved_at_epoch_7_is_drift(tmp_path_factory):
     drift = report["devices"]["cpu"]["drift"]
     assert drift["autograd"]["train_mse"]["passed"] is False
     assert drift["autograd"]["train_mse"]["first_failure"] == "epoch 7"
+    assert abs(drift["autograd"]["train_mse"]["first_failure_diff"] - 1e-4) < 1e-6
     assert drift["manual"]["train_mse"]["passed"] is True
     assert "moved: autograd train_mse" in (root / "reports" / "check.md").read_text()
 

@@ -135,7 +135,7 @@ def _pairs_table(pairs: list[PairResult], left: str, right: str) -> list[str]:
     for p in pairs:
         for d in p.differences:
             size = "not comparable" if d.max_abs_diff is None else f"{d.max_abs_diff:.3g}"
-            first = d.first_failure or ("-" if d.passed else d.at)
+            first = f"{d.first_failure} ({d.first_failure_diff:.3g})" if d.first_failure_diff is not None else "-"
             lines.append(f"| {p.a} | {d.quantity} | {size} | {d.at} | {first} | {'ok' if d.passed else 'MOVED'} |")
     return lines
 

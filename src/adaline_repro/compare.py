@@ -39,11 +39,13 @@ class Difference:
     at: str  # where the largest difference is: "epoch 7", "bias", "3 of 100 rows"
     passed: bool
     first_failure: str | None = None  # floats: the first place out of tolerance ("epoch 7")
+    first_failure_diff: float | None = None  # and the absolute difference there
 
     def as_dict(self) -> dict:
         return {
             "at": self.at,
             "first_failure": self.first_failure,
+            "first_failure_diff": self.first_failure_diff,
             "max_abs_diff": self.max_abs_diff,
             "max_rel_diff": self.max_rel_diff,
             "passed": self.passed,
@@ -135,9 +137,17 @@ def compare_floats(quantity: str, a: np.ndarray, b: np.ndarray, labels: list[str
     rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
     worst = int(np.argmax(diff))
     outside = np.flatnonzero(~_close(a, b, tol))
-    first = labels[int(outside[0])] if outside.size else None
+    first = int(outside[0]) if outside.size else None
     at = labels[worst] if diff[worst] > 0 else "-"
-    return Difference(quantity, float(diff[worst]), float(rel.max()), at, not outside.size, first)
+    return Difference(
+        quantity,
+        float(diff[worst]),
+        float(rel.max()),
+        at,
+        first is None,
+        None if first is None else labels[first],
+        None if first is None else float(diff[first]),
+    )
 
 
 def compare_exact_value(quantity: str, a: float, b: float) -> Difference:
