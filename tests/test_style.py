@@ -7,16 +7,18 @@ import sys
 
 from .conftest import REPO
 
+TREES = ("src", "tests", "bench")
+
+
+def _ruff(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ruff", *args, *TREES], cwd=REPO, capture_output=True, text=True)
+
 
 def test_ruff_lint_is_clean():
-    done = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "src", "tests"], cwd=REPO, capture_output=True, text=True
-    )
+    done = _ruff("check")
     assert done.returncode == 0, done.stdout
 
 
 def test_ruff_format_is_clean():
-    done = subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--check", "src", "tests"], cwd=REPO, capture_output=True, text=True
-    )
+    done = _ruff("format", "--check")
     assert done.returncode == 0, done.stdout

@@ -297,6 +297,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("test", help="set up if needed, then pytest (extra arguments go to pytest)")
     p.add_argument("extra", nargs=argparse.REMAINDER, metavar="PYTEST_ARGS")
     p.set_defaults(func=cmd_test)
+    p = sub.add_parser("bench", help="benchmarks against a single script (extra arguments go to bench/bench.py)")
+    p.add_argument("extra", nargs=argparse.REMAINDER, metavar="BENCH_ARGS")
+    p.set_defaults(func=cmd_bench)
     p = sub.add_parser("lock", help="regenerate requirements.lock from requirements.in")
     p.set_defaults(func=cmd_lock)
     return parser
@@ -316,7 +319,12 @@ def _expected_errors() -> tuple[type[Exception], ...]:
     return tuple(errors)
 
 
-_PASS_THROUGH = {"repro": cmd_repro, "test": cmd_test}
+def cmd_bench(args: argparse.Namespace) -> int:
+    script = Path(__file__).resolve().parents[2] / "bench" / "bench.py"
+    return subprocess.call([sys.executable, str(script), *args.extra])
+
+
+_PASS_THROUGH = {"repro": cmd_repro, "test": cmd_test, "bench": cmd_bench}
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

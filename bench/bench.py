@@ -1,0 +1,244 @@
+"""Benchmarks of the pipeline against a single script, interleaved (A B A B ...) on one machine.
+
+Run with `./pipeline bench [--reps N] [--only cold,noop,...]`. Each scenario works in a scratch copy of
+the repository with its own MLflow store; results go to stdout and bench/results.json. Never a timed
+assertion: these are measurements to read, not tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from adaline_repro.worktree import copy_worktree  # noqa: E402
+
+SCRIPT = REPO / "bench" / "single_script.py"
+SCENARIOS = ("cold", "noop", "incremental", "epochs", "step", "memory")
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    """Median and range of a list of timings."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+
+
+def ratio(a: list[float], b: list[float]) -> dict[str, float]:
+    """Per-pair ratios a_i / b_i of interleaved runs, summarized."""
+    return summary([x / y for x, y in zip(a, b, strict=True)])
+
+
+class Workspace:
+    """A scratch copy with the repository's venv, its own store, data in place."""
+
+    def __init__(self) -> None:
+        self.root = copy_worktree(REPO, Path(tempfile.mkdtemp(prefix="adaline-bench-")))
+        venv = Path(os.environ.get("ADALINE_VENV", REPO / ".venv"))
+        self.env = {
+            **os.environ,
+            "ADALINE_VENV": str(venv),
+            "PATH": f"{venv / 'bin'}:{os.environ['PATH']}",
+            "MLFLOW_TRACKING_URI": f"sqlite:///{self.root}/mlflow.db",
+            "DVC_NO_ANALYTICS": "1",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+        }
+        self.env.pop("DVC_ROOT", None)
+        self.run(["./pipeline", "repro"])  # store created, data fetched, everything up to date
+
+    def run(self, cmd: list[str]) -> float:
+        start = time.perf_counter()
+        done = subprocess.run(cmd, cwd=self.root, env=self.env, capture_output=True, text=True)
+        took = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"{cmd} exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        return took
+
+    def set_param(self, key: str, value: str) -> None:
+        """Rewrite one `key: value` line of params.yaml (keys are unique in this file)."""
+        path = self.root / "params.yaml"
+        text, count = re.subn(rf"(?m)^(\s+{key}:\s*)\S+", rf"\g<1>{value}", path.read_text())
+        assert count == 1, key
+        path.write_text(text)
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def interleave(reps: int, **runs: Callable[[], float]) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(reps):
+        for name, run in runs.items():
+            times[name].append(run())
+    return times
+
+
+def bench_cold(ws: Workspace, reps: int) -> dict:
+    script = [sys.executable, str(SCRIPT)]
+    t = interleave(
+        reps,
+        pipeline=lambda: ws.run(["dvc", "repro", "--force"]),
+        script=lambda: ws.run(script),
+        script_no_mlflow=lambda: ws.run([*script, "--no-mlflow"]),
+    )
+    return {
+        **{k: summary(v) for k, v in t.items()},
+        "ratio_vs_script": ratio(t["pipeline"], t["script"]),
+        "ratio_vs_script_no_mlflow": ratio(t["pipeline"], t["script_no_mlflow"]),
+    }
+
+
+def bench_noop(ws: Workspace, reps: int) -> dict:
+    t = interleave(
+        reps, pipeline=lambda: ws.run(["./pipeline", "repro"]), script=lambda: ws.run([sys.executable, str(SCRIPT)])
+    )
+    return {**{k: summary(v) for k, v in t.items()}, "speedup_vs_script": ratio(t["script"], t["pipeline"])}
+
+
+def bench_incremental(ws: Workspace, reps: int) -> dict:
+    state = {"atol": 0, "lr": 0}
+
+    def tolerance() -> float:
+        state["atol"] += 1
+        ws.set_param("atol", "1.0e-7" if state["atol"] % 2 else "1.1e-7")
+        return ws.run(["./pipeline", "repro"])
+
+    def learning_rate() -> float:
+        state["lr"] += 1
+        ws.set_param("lr", "0.011" if state["lr"] % 2 else "0.01")
+        return ws.run(["./pipeline", "repro"])
+
+    t = interleave(reps, tolerance_only=tolerance, lr_only=learning_rate)
+    ws.set_param("atol", "1.0e-7")
+    ws.set_param("lr", "0.01")
+    ws.run(["./pipeline", "repro"])
+    return {k: summary(v) for k, v in t.items()}
+
+
+def bench_epochs(ws: Workspace, reps: int) -> dict:
+    out = {}
+    for epochs in (20, 200, 2000):
+        ws.set_param("epochs", str(epochs))
+        ws.run(["./pipeline", "repro"])
+        out[epochs] = {
+            "pipeline_force": summary([ws.run(["dvc", "repro", "--force"]) for _ in range(reps)]),
+            "track_stage": summary(
+                [ws.run(["dvc", "repro", "--force", "--single-item", "track"]) for _ in range(reps)]
+            ),
+        }
+    ws.set_param("epochs", "20")
+    ws.run(["./pipeline", "repro"])
+    base = out[20]["track_stage"]["median"]
+    out["logging_2000_over_20"] = out[2000]["track_stage"]["median"] / base
+    return out
+
+
+def bench_step(reps: int) -> dict:
+    """Microseconds per minibatch step, the project's backends against the script's loop, in one process."""
+    import torch
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    import single_script
+
+    from adaline_repro import backends
+    from adaline_repro.train import shuffle_orders
+
+    x_train, _, y_train, _ = single_script.load()
+    y = y_train.float()
+    epochs = 200
+    out = {}
+    for name in ("manual", "autograd", "module"):
+        ours, theirs = [], []
+        for _ in range(reps):
+            backend = backends.get(name)(2, 0.01, torch.float32, torch.device("cpu"))
+            orders = shuffle_orders(70, epochs, 123)
+            start, steps = time.perf_counter(), 0
+            for order in orders:
+                for batch in torch.split(order, 10):
+                    backend.step(x_train[batch], y[batch])
+                    steps += 1
+            ours.append(1e6 * (time.perf_counter() - start) / steps)
+            _, _, step_s, n = single_script.train(name, x_train, y_train, epochs, 0.01, 123)
+            theirs.append(1e6 * step_s / n)
+        out[name] = {"pipeline_us": summary(ours), "script_us": summary(theirs), "ratio": ratio(ours, theirs)}
+    return out
+
+
+def _stage_commands(root: Path) -> dict[str, str]:
+    """Stage name -> command, with matrix stages expanded over train.backends."""
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    backends = yaml.safe_load((root / "params.yaml").read_text())["train"]["backends"]
+    out = {}
+    for name, spec in stages.items():
+        if "matrix" in spec:
+            for b in backends:
+                out[f"{name}@{b}"] = spec["cmd"].replace("${item.backend}", b)
+        else:
+            out[name] = spec["cmd"]
+    return out
+
+
+def bench_memory(ws: Workspace) -> dict:
+    """Peak RSS (MB) of each stage's own process, run as DVC would run it."""
+    probe = (
+        "import resource, subprocess, sys; "
+        "rc = subprocess.run(sys.argv[1], shell=True, stdout=subprocess.DEVNULL).returncode; "
+        "print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = {}
+    for stage, cmd in _stage_commands(ws.root).items():
+        done = subprocess.run(
+            [sys.executable, "-c", probe, cmd], cwd=ws.root, env=ws.env, capture_output=True, text=True
+        )
+        rc, kb = done.stdout.split()
+        out[stage] = {"peak_rss_mb": int(kb) / 1024, "returncode": int(rc)}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--only", default=",".join(SCENARIOS))
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
+    args = parser.parse_args()
+    wanted = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(wanted) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios {sorted(unknown)}; known: {', '.join(SCENARIOS)}")
+    results: dict = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "date": time.strftime("%Y-%m-%d"),
+        "reps": args.reps,
+    }
+    ws = Workspace()
+    try:
+        for name in wanted:
+            print(f"bench: {name} ...", file=sys.stderr, flush=True)
+            if name == "step":
+                results[name] = bench_step(args.reps)
+            elif name == "memory":
+                results[name] = bench_memory(ws)
+            else:
+                results[name] = globals()[f"bench_{name}"](ws, args.reps)
+            print(json.dumps({name: results[name]}, indent=1), flush=True)
+    finally:
+        ws.close()
+    args.out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    print(f"bench: results in {args.out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
