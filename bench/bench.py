@@ -113,7 +113,7 @@ def bench_incremental(ws: Workspace, reps: int) -> dict:
 
     def tolerance() -> float:
         state["atol"] += 1
-        ws.set_param("atol", "1.0e-7" if state["atol"] % 2 else "1.1e-7")
+        ws.set_param("atol", "1.1e-7" if state["atol"] % 2 else "1.0e-7")  # each run a real change
         return ws.run(["./pipeline", "repro"])
 
     def learning_rate() -> float:
