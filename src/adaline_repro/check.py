@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,7 +230,7 @@ def run_check(
     update: bool = False,
     keep: bool = False,
     log_to_store: bool = False,
-    say=print,  # noqa: ANN001
+    say: Callable[[str], None] = print,
 ) -> int:
     """The whole check; writes reports/check.{json,md} in `repo` and returns the exit code."""
     scratch = new_scratch(repo)

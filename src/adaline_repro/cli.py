@@ -8,7 +8,13 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the stages import what they need when they run; the CLI itself stays light
+    from adaline_repro.compare import BackendOutputs, Report
+    from adaline_repro.params import Params
 
 EXIT_DIFFER = 1  # compare: the backends differ
 EXIT_INPUT = 2  # bad params, data or device
@@ -23,7 +29,7 @@ class _Fail(Exception):
         self.code = code
 
 
-def _params(args: argparse.Namespace):  # noqa: ANN202 (keeps params' import lazy)
+def _params(args: argparse.Namespace) -> Params:
     from adaline_repro.params import load_params
 
     return load_params(args.params)
@@ -85,7 +91,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compare(args: argparse.Namespace):  # noqa: ANN202
+def _compare(args: argparse.Namespace) -> tuple[Params, list[BackendOutputs], Report]:
     from adaline_repro.compare import compare, load_outputs
 
     params = _params(args)
@@ -235,7 +241,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="./pipeline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def stage(name: str, func, help_: str) -> argparse.ArgumentParser:  # noqa: ANN001
+    def stage(name: str, func: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_)
         p.add_argument("--params", type=Path, default=Path("params.yaml"))
         p.set_defaults(func=func)

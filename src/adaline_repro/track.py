@@ -6,10 +6,14 @@ import importlib.metadata
 import os
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from adaline_repro.compare import BackendOutputs, Report
 from adaline_repro.files import atomic_write_text, json_text, sha256_file
 from adaline_repro.params import Params
+
+if TYPE_CHECKING:  # tracking imports mlflow (seconds): only the function that logs pays for it
+    from adaline_repro.tracking import Execution
 
 # Pipeline outputs that dvc repro rewrites; their being modified does not make the code dirty.
 _OUTPUTS = ("dvc.lock", "metrics", "plots", "reports")
@@ -81,7 +85,7 @@ def marker_text(params: Params, report: Report, raw_sha256: str) -> str:
     )
 
 
-def build_execution(params: Params, outputs: list[BackendOutputs], report: Report, files: dict[str, Path]):  # noqa: ANN201 (tracking types are imported lazily)
+def build_execution(params: Params, outputs: list[BackendOutputs], report: Report, files: dict[str, Path]) -> Execution:
     """The Execution to log, from the outputs on disk (tracking is imported here, not at module load)."""
     from adaline_repro.tracking import BackendRun, Dataset, Execution
 
