@@ -133,7 +133,7 @@ def bench_epochs(ws: Workspace, reps: int) -> dict:
     for epochs in (20, 200, 2000):
         ws.set_param("epochs", str(epochs))
         ws.run(["./pipeline", "repro"])
-        out[epochs] = {
+        out[str(epochs)] = {
             "pipeline_force": summary([ws.run(["dvc", "repro", "--force"]) for _ in range(reps)]),
             "track_stage": summary(
                 [ws.run(["dvc", "repro", "--force", "--single-item", "track"]) for _ in range(reps)]
@@ -141,8 +141,8 @@ def bench_epochs(ws: Workspace, reps: int) -> dict:
         }
     ws.set_param("epochs", "20")
     ws.run(["./pipeline", "repro"])
-    base = out[20]["track_stage"]["median"]
-    out["logging_2000_over_20"] = out[2000]["track_stage"]["median"] / base
+    base = out["20"]["track_stage"]["median"]
+    out["logging_2000_over_20"] = out["2000"]["track_stage"]["median"] / base
     return out
 
 
