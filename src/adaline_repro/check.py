@@ -98,10 +98,9 @@ def run_device(scratch: Path, device: str, env: dict[str, str], params: Params) 
     _set_device(scratch / "params.yaml", device)
     done = subprocess.run(["./pipeline", "repro", "--force"], cwd=scratch, env=env, capture_output=True, text=True)
     log = (done.stdout + done.stderr)[-4000:]
-    compare = scratch / "reports" / "compare.json"
-    passed = read_json(compare)["passed"] if compare.exists() and done.returncode in (0, 1) else None
-    if done.returncode != 0 and "failed to reproduce 'compare'" not in done.stderr:
-        passed = None  # a crash before compare: the compare report may be a leftover
+    # The compare report counts only if compare itself ran last; after an earlier crash it may be a leftover.
+    reached_compare = done.returncode == 0 or "failed to reproduce 'compare'" in done.stderr
+    passed = read_json(scratch / "reports" / "compare.json")["passed"] if reached_compare else None
     run = DeviceRun(device, done.returncode, passed, log)
     if not run.broken:
         keep = scratch / ".check" / device

@@ -113,7 +113,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_track(args: argparse.Namespace) -> int:
     from adaline_repro import track
-    from adaline_repro.files import sha256_file
     from adaline_repro.locations import tracking_uri
 
     params, outputs, report = _compare(args)
@@ -131,7 +130,7 @@ def cmd_track(args: argparse.Namespace) -> int:
 
     uri = tracking_uri()
     parent = log_execution(uri, execution)
-    track.write_marker(args.marker, track.marker_text(params, report, sha256_file(args.raw)), uri)
+    track.write_marker(args.marker, track.marker_text(params, report, execution.tags["data.sha256"]), uri)
     verdict = "passed" if report.passed else "FAILED"
     print(f"track: logged run {parent} and {len(outputs)} backend runs to {uri} (compare {verdict})")
     return 0
