@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from adaline_repro import check, evaluate, train
-from adaline_repro.dataset import read_table
+from adaline_repro.layout import ResultDirs
 from adaline_repro.params import load_params
 
 from .conftest import REPO, make_clone, run_cmd
@@ -28,7 +28,8 @@ def test_result_paths_are_the_ones_dvc_yaml_uses():
     """check reads the committed results where the compare stage reads them."""
     cmd = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["compare"]["cmd"]
     for flag in ("models", "curves", "predictions", "metrics"):
-        assert re.search(rf"--{flag} {re.escape(check.RESULTS[flag])}(\s|$)", cmd)
+        folder = str(getattr(check.RESULTS, flag))
+        assert re.search(rf"--{flag} {re.escape(folder)}(\s|$)", cmd)
 
 
 def test_unchanged_repository_passes(tmp_path_factory):
@@ -68,14 +69,10 @@ def test_results_from_a_learning_rate_off_by_a_tenth_of_a_percent_are_drift(tmp_
     params = load_params(root / "params.yaml")
     shifted = params.train.model_copy(update={"lr": params.train.lr * 1.001})
     run_cmd(["./pipeline", "repro", "prepare"], root, env)  # the prepared data the stages use
-    table = read_table(root / "data" / "prepared" / "train.csv")
-    for backend in params.train.backends:
-        model, curve = root / "models" / f"{backend}.json", root / "plots" / "loss" / f"{backend}.csv"
-        train.write_result(train.train(backend, table, shifted), table.features, model, curve)
-        evaluate.run(
-            model, curve, root / "data/prepared/train.csv", root / "data/prepared/test.csv",
-            root / "metrics" / f"{backend}.json", root / "predictions" / f"{backend}.csv", params.evaluate,
-        )  # fmt: skip
+    prepared = root / "data" / "prepared"
+    dirs = ResultDirs.under(root)
+    train.run(prepared / "train.csv", dirs, shifted)
+    evaluate.run(dirs, params.train.backends, prepared / "train.csv", prepared / "test.csv", params.evaluate)
     done, report = _check(root, env)
     assert done.returncode == check.EXIT_DRIFT, done.stdout + done.stderr
     drift = report["devices"]["cpu"]["drift"]
@@ -90,7 +87,7 @@ def test_changed_parameter_without_updated_lock_is_stale(tmp_path_factory):
     done, report = _check(root, env)
     assert done.returncode == check.EXIT_STALE, done.stdout + done.stderr
     assert report["status"] == "stale"
-    assert "train@manual: params.yaml train.epochs modified" in report["stale"]
+    assert "train: params.yaml train.epochs modified" in report["stale"]
     assert "dvc.lock is stale" in done.stdout
     assert report["devices"] == {}  # nothing was run
 

@@ -12,11 +12,10 @@ def test_options_after_test_reach_pytest(capfd):
     assert "tests/test_locations.py::test_environment_tracking_uri_wins" in out
 
 
-def test_unknown_backend_is_an_input_error(capsys):
-    """Asking to train a backend that params.yaml does not list exits 2 with one line."""
-    code = main(["train", "--backend", "nope", "--train", "x", "--model", "y", "--curve", "z"])
+def test_a_missing_input_is_one_line_and_exit_2(tmp_path, capsys):
+    """A stage pointed at a file that is not there says which file, without a traceback, and exits 2."""
+    missing = tmp_path / "train.csv"
+    code = main(["train", "--train", str(missing), "--models", str(tmp_path / "m"), "--curves", str(tmp_path / "c")])
     assert code == 2
-    assert (
-        capsys.readouterr().err
-        == "error: train: backend 'nope' is not in train.backends ['manual', 'autograd', 'module']\n"
-    )
+    assert capsys.readouterr().err == f"error: [Errno 2] No such file or directory: '{missing}'\n"
+    assert not (tmp_path / "m").exists()

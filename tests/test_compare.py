@@ -3,6 +3,7 @@ shuffle position, or a learning rate off by 0.1 % in one backend fails."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import subprocess
 import sys
@@ -13,29 +14,20 @@ import torch
 
 from adaline_repro import evaluate
 from adaline_repro.compare import BackendOutputs, compare, load_outputs
-from adaline_repro.files import read_json
+from adaline_repro.files import json_text, read_json
+from adaline_repro.layout import ResultDirs
 from adaline_repro.params import CompareParams
 from adaline_repro.train import shuffle_orders, train, write_result
 
-from .conftest import REPO
+from .conftest import REPO, stored_runs
 
 
 def _outputs(tmp_path, name, result, data_dir, train_table, params) -> BackendOutputs:
-    """Write a training result the way the stages do, then read it back the way compare does."""
-    dirs = {d: tmp_path / d for d in ("models", "curves", "predictions", "metrics")}
-    write_result(result, train_table.features, dirs["models"] / f"{name}.json", dirs["curves"] / f"{name}.csv")
-    dirs["predictions"].mkdir(exist_ok=True)
-    evaluate.run(
-        dirs["models"] / f"{name}.json",
-        dirs["curves"] / f"{name}.csv",
-        data_dir / "train.csv",
-        data_dir / "test.csv",
-        dirs["metrics"] / f"{name}.json",
-        dirs["predictions"] / f"{name}.csv",
-        params.evaluate,
-    )
-    out = load_outputs(name, dirs["models"], dirs["curves"], dirs["predictions"], dirs["metrics"])
-    return BackendOutputs(**{**out.__dict__, "backend": result.backend})
+    """Write a training result (as backend `name`) the way the stages do, then read it back as compare does."""
+    dirs = ResultDirs.under(tmp_path)
+    write_result(dataclasses.replace(result, backend=name), train_table.features, dirs)
+    evaluate.run(dirs, (name,), data_dir / "train.csv", data_dir / "test.csv", params.evaluate)
+    return BackendOutputs(**{**load_outputs(name, dirs).__dict__, "backend": result.backend})
 
 
 @pytest.fixture
@@ -109,41 +101,51 @@ def test_one_flipped_prediction_fails_whatever_the_tolerance(reference):
     assert report.largest("predictions") == 1
 
 
-def test_compare_command_exits_non_zero_and_reports_the_difference(tmp_path, data_dir, train_table, params):
-    """The stage writes passed=false, prints the table and exits 1, so `dvc repro` stops there."""
-    dirs = {d: tmp_path / d for d in ("models", "curves", "predictions", "metrics")}
+def test_compare_command_fails_after_logging_the_execution(tmp_path, data_dir, train_table, params):
+    """The stage writes passed=false, prints the table, logs the execution (dvc repro will not reach the
+    track stage) and exits 1; run again on the same results it does not log a second copy."""
+    dirs = ResultDirs.under(tmp_path)
     for b in params.train.backends:
         p = params.train.model_copy(update={"lr": 0.01001}) if b == "module" else params.train
         _outputs(tmp_path, b, train(b, train_table, p), data_dir, train_table, params)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "adaline_repro",
-            "compare",
-            "--params",
-            str(REPO / "params.yaml"),
-            "--models",
-            str(dirs["models"]),
-            "--curves",
-            str(dirs["curves"]),
-            "--predictions",
-            str(dirs["predictions"]),
-            "--metrics",
-            str(dirs["metrics"]),
-            "--report-json",
-            str(tmp_path / "r.json"),
-            "--report-md",
-            str(tmp_path / "r.md"),
-        ],
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"},
-    )
-    assert done.returncode == 1, done.stderr
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = ["--params", REPO / "params.yaml", "--models", dirs.models, "--curves", dirs.curves]
+    args += ["--predictions", dirs.predictions, "--metrics", dirs.metrics]
+    args += ["--report-json", tmp_path / "r.json", "--report-md", tmp_path / "r.md"]
+    args += ["--raw", data_dir / "raw.csv", "--train", data_dir / "train.csv", "--test", data_dir / "test.csv"]
+    args += ["--figure", tmp_path / "figure.png", "--marker", tmp_path / ".tracking" / "logged.json"]
+    env = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin", "MLFLOW_TRACKING_URI": uri}
+    runs = []
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-m", "adaline_repro", "compare", *map(str, args)],
+            capture_output=True, text=True, env=env, cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        runs.append(stored_runs(uri))
     report = read_json(tmp_path / "r.json")
     assert report["passed"] is False
     assert report["pairs"]["manual~autograd"]["passed"] is True
     assert report["pairs"]["manual~module"]["train_mse"]["passed"] is False
     assert "FAILED: the backends differ" in done.stdout
     assert "| manual ~ module | train_mse |" in done.stdout
+    assert "already holds this execution" in done.stdout
+    assert len(runs[0]) == len(runs[1]) == 4
+    parent = next(r for r in runs[0] if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.data.tags["compare.verdict"] == "failed"
+    assert {r.info.status for r in runs[0]} == {"FINISHED"}
+    assert (tmp_path / "figure.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_compare_json_holds_no_tolerances(tmp_path, data_dir, train_table, params):
+    """Tolerances that keep the verdict leave reports/compare.json byte for byte the same (so the track
+    stage, which depends on it, does not re-run); the markdown report states them."""
+    outs = [
+        _outputs(tmp_path, b, train(b, train_table, params.train), data_dir, train_table, params)
+        for b in params.train.backends
+    ]
+    loose = compare(outs, CompareParams(atol=1e-6, rtol=1e-6))
+    strict = compare(outs, params.compare)
+    assert json_text(loose.as_dict()) == json_text(strict.as_dict())
+    assert "atol=1e-06" in loose.markdown()
+    assert "atol=1e-07" in strict.markdown()

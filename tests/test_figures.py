@@ -5,9 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from adaline_repro.figures import loss_figure
-from adaline_repro.params import CompareParams
-
-TOL = CompareParams(atol=1e-7, rtol=5e-7)
 
 
 def _curves() -> dict[str, np.ndarray]:
@@ -16,7 +13,7 @@ def _curves() -> dict[str, np.ndarray]:
 
 
 def test_same_curves_give_the_same_bytes():
-    first, second = loss_figure(_curves(), TOL), loss_figure(_curves(), TOL)
+    first, second = loss_figure(_curves()), loss_figure(_curves())
     assert first == second
     assert first.startswith(b"\x89PNG\r\n\x1a\n")
     assert b"Software" not in first  # no matplotlib version stamped into the file
@@ -26,4 +23,4 @@ def test_a_visible_difference_changes_the_figure():
     """Off by 1e-4 at one epoch must not look like rounding noise: the bytes differ."""
     curves = _curves()
     shifted = {**curves, "module": curves["module"] + np.where(np.arange(20) == 7, 1e-4, 0.0)}
-    assert loss_figure(shifted, TOL) != loss_figure(curves, TOL)
+    assert loss_figure(shifted) != loss_figure(curves)

@@ -51,7 +51,8 @@ def test_the_store_holds_one_execution(first_repro):
     assert parent.info.run_name.startswith("pipeline: passed (max diff ")
     client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
     parent_artifacts = sorted(a.path for a in client.list_artifacts(parent.info.run_id))
-    assert parent_artifacts == ["compare.json", "compare.md", "loss_curves.png"]
+    assert parent_artifacts == ["compare.json", "loss_curves.png"]
+    assert "| manual ~ module | train_mse |" in parent.data.tags["mlflow.note.content"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert sorted(r.info.run_name for r in children) == ["autograd@cpu", "manual@cpu", "module@cpu"]
     for child in children:
@@ -67,10 +68,38 @@ def test_the_store_holds_one_execution(first_repro):
 
 
 def test_second_repro_runs_nothing_and_logs_nothing(first_repro):
+    """Nothing changed since the last full repro: answered without starting DVC, and nothing logged."""
     root, env, _, _ = first_repro
     before = len(stored_runs(env["MLFLOW_TRACKING_URI"]))
     done = run_cmd(["./pipeline", "repro"], root, env)
     assert "Running stage" not in done.stdout
+    assert "no file DVC reads changed since the last ./pipeline repro" in done.stdout
+    assert len(stored_runs(env["MLFLOW_TRACKING_URI"])) == before
+    forced_check = run_cmd(["dvc", "status"], root, {**env, "PATH": f"{REPO}/.venv/bin:{env['PATH']}"})
+    assert "up to date" in forced_check.stdout  # DVC agrees
+
+
+def test_a_deleted_output_is_noticed_despite_the_shortcut(first_repro):
+    """Removing an output DVC tracks makes `./pipeline repro` run DVC, which rebuilds it."""
+    root, env, _, _ = first_repro
+    metrics = root / "metrics" / "manual.json"
+    content = metrics.read_bytes()
+    metrics.unlink()
+    done = run_cmd(["./pipeline", "repro"], root, env)
+    assert "Running stage 'evaluate'" in done.stdout
+    assert metrics.read_bytes() == content
+
+
+def test_a_tolerance_change_re_runs_compare_alone(first_repro):
+    """Tolerances matter to compare only: train, evaluate and track (MLflow) stay as they were."""
+    root, env, _, _ = first_repro
+    before = len(stored_runs(env["MLFLOW_TRACKING_URI"]))
+    with edited(root / "params.yaml", "  atol: 1.0e-7", "  atol: 2.0e-7"):
+        done = run_cmd(["./pipeline", "repro"], root, env)
+        ran = [line.split("'")[1] for line in done.stdout.splitlines() if line.startswith("Running stage")]
+        assert ran == ["compare"]
+        assert "atol=2e-07" in (root / "reports" / "compare.md").read_text()
+    run_cmd(["./pipeline", "repro"], root, env)
     assert len(stored_runs(env["MLFLOW_TRACKING_URI"])) == before
 
 
@@ -144,3 +173,8 @@ def test_a_backend_that_differs_fails_compare_and_is_still_logged(first_repro):
     assert parent.info.run_name.startswith("pipeline: FAILED (max diff ")
     assert parent.data.metrics["compare_passed"] == 0.0
     assert parent.data.metrics["compare_max_abs_diff_train_mse"] > 1e-2
+    # Fixed again: the pipeline passes and the store's newest execution says so.
+    done = run_cmd(["./pipeline", "repro"], root, env)
+    assert "Running stage 'track'" in done.stdout
+    newest = stored_runs(env["MLFLOW_TRACKING_URI"])[:4]
+    assert {r.data.tags["compare.verdict"] for r in newest if "mlflow.parentRunId" not in r.data.tags} == {"passed"}

@@ -34,7 +34,8 @@ def _execution(tmp_path: Path, artifact_missing: bool = False) -> Execution:
         datasets=[Dataset("iris-train", data, "abc123", "training")],
         verdict={"compare_passed": 1.0},
         verdict_tags={"compare.verdict": "passed"},
-        reports={"compare.md": "# ok\n"},
+        reports={"compare.json": "{}\n"},
+        note="**Compare passed**",
     )
 
 
@@ -63,6 +64,7 @@ def test_parent_and_children_are_logged(tmp_path, uri):
     assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 0.25)]
     parent = client.get_run(parent_id)
     assert parent.data.tags["compare.verdict"] == "passed"
+    assert parent.data.tags["mlflow.note.content"] == "**Compare passed**"
     assert parent.data.params["train.backends"] == "manual,autograd,module"
     assert children[0].inputs.dataset_inputs[0].dataset.name == "iris-train"
     artifacts = [a.path for a in client.list_artifacts(children[0].info.run_id)]

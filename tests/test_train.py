@@ -9,6 +9,7 @@ import torch
 
 from adaline_repro import train as train_mod
 from adaline_repro.files import read_csv
+from adaline_repro.layout import ResultDirs
 from adaline_repro.train import TrainError, shuffle_orders, train
 
 
@@ -42,14 +43,25 @@ def test_written_outputs_are_deterministic(tmp_path, train_table, params):
     """Two runs write byte-identical model and curve files, in text formats."""
     texts = []
     for i in range(2):
-        model, curve = tmp_path / f"m{i}.json", tmp_path / f"c{i}.csv"
-        train_mod.write_result(train("manual", train_table, params.train), train_table.features, model, curve)
-        texts.append((model.read_bytes(), curve.read_bytes()))
+        dirs = ResultDirs.under(tmp_path / str(i))
+        train_mod.write_result(train("manual", train_table, params.train), train_table.features, dirs)
+        texts.append((dirs.model("manual").read_bytes(), dirs.curve("manual").read_bytes()))
     assert texts[0] == texts[1]
-    header, rows = read_csv(tmp_path / "c0.csv")
+    header, rows = read_csv(ResultDirs.under(tmp_path / "0").curve("manual"))
     assert header == ["epoch", "train_mse"]
     assert [r[0] for r in rows] == [str(i) for i in range(1, 21)]
     assert json.loads(texts[0][0])["features"] == ["sepal_width", "petal_length"]
+
+
+def test_the_stage_trains_every_backend_as_if_each_ran_alone(tmp_path, data_dir, train_table, params):
+    """One process for all backends changes nothing: each result equals that backend trained on its own."""
+    dirs = ResultDirs.under(tmp_path)
+    results = train_mod.run(data_dir / "train.csv", dirs, params.train)
+    assert [r.backend for r in results] == list(params.train.backends)
+    for result in results:
+        assert result == train(result.backend, train_table, params.train)
+        assert json.loads(dirs.model(result.backend).read_text())["backend"] == result.backend
+        assert dirs.curve(result.backend).exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error shown when no GPU is present")

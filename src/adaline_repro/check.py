@@ -9,12 +9,13 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from adaline_repro.compare import BackendOutputs, PairResult, compare_pair, load_outputs
 from adaline_repro.files import atomic_write_text, json_text, read_json
 from adaline_repro.fingerprint import differences, fingerprint
+from adaline_repro.layout import ResultDirs
 from adaline_repro.params import CompareParams, Params
 from adaline_repro.worktree import copy_worktree
 
@@ -25,8 +26,9 @@ EXIT_DRIFT = 4  # fresh results moved away from the committed ones
 EXIT_STALE = 5  # params.yaml or the code changed, dvc.lock was not updated
 EXIT_BROKEN = 6  # set-up failed or a stage crashed
 
-# The committed results, as dvc.yaml's compare stage reads them (tests/test_check.py keeps them in step).
-RESULTS = {"models": "models", "curves": "plots/loss", "predictions": "predictions", "metrics": "metrics"}
+# The committed results' folders, as dvc.yaml's stages write them (tests/test_check.py keeps them in step).
+RESULTS = ResultDirs.under(Path())
+RESULT_FOLDERS = tuple(str(getattr(RESULTS, f.name)) for f in fields(RESULTS))
 REFERENCE_FILES = ("dvc.lock", "reports/compare.json", "reports/compare.md", "reports/loss_curves.png")
 ENVIRONMENT = "reports/environment.json"
 REPORT_JSON, REPORT_MD = "reports/check.json", "reports/check.md"
@@ -89,8 +91,7 @@ def _set_device(params_yaml: Path, device: str) -> None:
 
 
 def load_results(root: Path, backends: tuple[str, ...]) -> list[BackendOutputs]:
-    dirs = {k: root / v for k, v in RESULTS.items()}
-    return [load_outputs(b, dirs["models"], dirs["curves"], dirs["predictions"], dirs["metrics"]) for b in backends]
+    return [load_outputs(b, ResultDirs.under(root)) for b in backends]
 
 
 def run_device(scratch: Path, device: str, env: dict[str, str], params: Params) -> DeviceRun:
@@ -104,7 +105,7 @@ def run_device(scratch: Path, device: str, env: dict[str, str], params: Params) 
     run = DeviceRun(device, done.returncode, passed, log)
     if not run.broken:
         keep = scratch / ".check" / device
-        for rel in (*RESULTS.values(), *REFERENCE_FILES):
+        for rel in (*RESULT_FOLDERS, *REFERENCE_FILES):
             if (scratch / rel).exists():
                 target = keep / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -195,7 +196,7 @@ def update_reference(repo: Path, run: DeviceRun, env_now: dict) -> list[str]:
     """Copy a fresh run's results over the committed ones; the files whose bytes changed."""
     source = run.results_root
     changed = []
-    for rel in (*RESULTS.values(), *REFERENCE_FILES):
+    for rel in (*RESULT_FOLDERS, *REFERENCE_FILES):
         src = source / rel
         files = sorted(p for p in src.rglob("*") if p.is_file()) if src.is_dir() else [src]
         for path in files:

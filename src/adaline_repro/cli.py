@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the stages import what they need when they run; the CLI itself stays light
-    from adaline_repro.compare import BackendOutputs, Report
+    from adaline_repro.layout import ResultDirs
     from adaline_repro.params import Params
+    from adaline_repro.track import Inputs
 
 EXIT_DIFFER = 1  # compare: the backends differ
 EXIT_INPUT = 2  # bad params, data or device
@@ -51,88 +52,108 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from adaline_repro import prepare
 
     prepared = prepare.run(args.raw, args.train, args.test, args.scaler, _params(args).prepare)
-    print(f"prepare: {prepared.train.y.numel()} training rows, {prepared.test.y.numel()} test rows")
+    print(f"prepare: {len(prepared.train.y)} training rows, {len(prepared.test.y)} test rows")
     return 0
 
 
+def _dirs(args: argparse.Namespace) -> ResultDirs:
+    from adaline_repro.layout import ResultDirs
+
+    return ResultDirs(args.models, args.curves, args.predictions_dir, args.metrics_dir)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    params = _params(args).train
-    if args.backend not in params.backends:
-        raise _Fail(f"train: backend {args.backend!r} is not in train.backends {list(params.backends)}", EXIT_INPUT)
     from adaline_repro import train
 
-    result = train.run(args.backend, args.train, args.model, args.curve, params)
-    print(f"train@{args.backend}: {len(result.losses)} epochs on {result.device}, final train_mse {result.losses[-1]}")
+    for result in train.run(args.train, _dirs(args), _params(args).train):
+        print(
+            f"train@{result.backend}: {len(result.losses)} epochs on {result.device}, "
+            f"final train_mse {result.losses[-1]}"
+        )
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from adaline_repro import evaluate
 
-    metrics = evaluate.run(
-        args.model, args.curve, args.train, args.test, args.metrics, args.predictions, _params(args).evaluate
-    )
-    print(
-        f"evaluate@{Path(args.model).stem}: train accuracy {metrics['train_accuracy']:.4f}, "
-        f"test accuracy {metrics['test_accuracy']:.4f}"
-    )
+    params = _params(args)
+    results = evaluate.run(_dirs(args), params.train.backends, args.train, args.test, params.evaluate)
+    for backend, metrics in results.items():
+        print(
+            f"evaluate@{backend}: train accuracy {metrics['train_accuracy']:.4f}, "
+            f"test accuracy {metrics['test_accuracy']:.4f}"
+        )
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from adaline_repro.figures import loss_figure
-    from adaline_repro.files import atomic_write_bytes
-    from adaline_repro.model import read_curve
-
-    params = _params(args)
-    curves = {b: read_curve(args.curves / f"{b}.csv") for b in params.train.backends}
-    atomic_write_bytes(args.out, loss_figure(curves, params.compare))
+    _plot(_params(args), args.curves, args.out)
     print(f"plot: wrote {args.out}")
     return 0
 
 
-def _compare(args: argparse.Namespace) -> tuple[Params, list[BackendOutputs], Report]:
-    from adaline_repro.compare import compare, load_outputs
+def _plot(params: Params, curves: Path, out: Path) -> None:
+    from adaline_repro.figures import loss_figure
+    from adaline_repro.files import atomic_write_bytes
+    from adaline_repro.model import read_curve
 
-    params = _params(args)
-    outputs = [
-        load_outputs(b, args.models, args.curves, args.predictions_dir, args.metrics_dir) for b in params.train.backends
-    ]
-    return params, outputs, compare(outputs, params.compare)
+    atomic_write_bytes(out, loss_figure({b: read_curve(curves / f"{b}.csv") for b in params.train.backends}))
+
+
+def _track_inputs(args: argparse.Namespace) -> Inputs:
+    from adaline_repro.track import Inputs
+
+    return Inputs(raw=args.raw, train=args.train, test=args.test, figure=args.figure)
+
+
+def _say_logged(parent: str | None, params: Params, report: dict) -> None:
+    from adaline_repro.locations import tracking_uri
+
+    verdict = "passed" if report["passed"] else "FAILED"
+    if parent is None:
+        print(f"track: {tracking_uri()} already holds this execution (compare {verdict})")
+    else:
+        print(f"track: logged run {parent} and {len(params.train.backends)} backend runs (compare {verdict})")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from adaline_repro.compare import compare, load_outputs
     from adaline_repro.files import atomic_write_text, write_json
 
-    _, _, report = _compare(args)
+    params = _params(args)
+    dirs = _dirs(args)
+    report = compare([load_outputs(b, dirs) for b in params.train.backends], params.compare)
     write_json(args.report_json, report.as_dict())
     atomic_write_text(args.report_md, report.markdown())
     print(report.markdown())
-    return 0 if report.passed else EXIT_DIFFER
+    if report.passed:
+        return 0
+    # dvc repro stops here, before the track stage: log this execution now, figure included, so the
+    # difference can be inspected in MLflow. (A failing stage is never cached, so what this reads need
+    # not be its deps.)
+    from adaline_repro import track
+
+    _plot(params, args.curves, args.figure)
+    _say_logged(track.log(params, dirs, _track_inputs(args), report.as_dict(), args.marker), params, report.as_dict())
+    return EXIT_DIFFER
 
 
 def cmd_track(args: argparse.Namespace) -> int:
     from adaline_repro import track
-    from adaline_repro.locations import tracking_uri
+    from adaline_repro.files import read_json
 
-    params, outputs, report = _compare(args)
-    files = {
-        "raw": args.raw,
-        "train": args.train,
-        "test": args.test,
-        "models": args.models,
-        "curves": args.curves,
-        "predictions": args.predictions_dir,
-        "figure": args.figure,
-    }
-    execution = track.build_execution(params, outputs, report, files)
-    from adaline_repro.tracking import log_execution
-
-    uri = tracking_uri()
-    parent = log_execution(uri, execution)
-    track.write_marker(args.marker, track.marker_text(params, report, execution.tags["data.sha256"]), uri)
-    verdict = "passed" if report.passed else "FAILED"
-    print(f"track: logged run {parent} and {len(outputs)} backend runs to {uri} (compare {verdict})")
+    params = _params(args)
+    report = read_json(args.report)
+    # Draw the figure in a second process while this one imports MLflow: a second or two each, and on
+    # two cores they overlap. The figure must exist before the parent run's artifacts are logged.
+    command = ["plot", "--params", args.params, "--curves", args.curves, "--out", args.figure]
+    plot = subprocess.Popen([sys.executable, "-m", "adaline_repro", *map(str, command)], stdout=subprocess.DEVNULL)
+    try:
+        import adaline_repro.tracking  # noqa: F401  (the slow import this overlaps)
+    finally:
+        if plot.wait() != 0:
+            raise _Fail(f"track: drawing {args.figure} failed (see the error above)", EXIT_INPUT)
+    _say_logged(track.log(params, _dirs(args), _track_inputs(args), report, args.marker), params, report)
     return 0
 
 
@@ -202,14 +223,28 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0
 
 
+# `repro` arguments after which everything is up to date (no stage targets, no partial runs).
+_FULL_REPRO_FLAGS = {"-f", "--force", "-v", "--verbose", "-q", "--quiet"}
+
+
 def cmd_repro(args: argparse.Namespace) -> int:
+    from adaline_repro import uptodate
+
+    root, venv_stamp = Path.cwd(), Path(sys.prefix) / ".requirements.sha256"
+    _prepare_store()  # first: a switch of store deletes the marker, which the shortcut then notices
+    if not args.extra and uptodate.unchanged(root, venv_stamp):
+        print("Data and pipelines are up to date (no file DVC reads changed since the last ./pipeline repro).")
+        return 0
     from adaline_repro.params import load_params
 
     # Validate before DVC starts: DVC deletes a stage's outputs before running it, so a stage that only then
     # found params.yaml invalid would leave the previous results gone.
     load_params("params.yaml")
-    _prepare_store()
-    return subprocess.call(["dvc", "repro", *args.extra])
+    uptodate.forget(root)
+    code = subprocess.call(["dvc", "repro", *args.extra])
+    if code == 0 and set(args.extra) <= _FULL_REPRO_FLAGS:
+        uptodate.record(root, venv_stamp)
+    return code
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -253,34 +288,39 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("raw", "train", "test", "scaler"):
         p.add_argument(f"--{name}", type=Path, required=True)
 
-    p = stage("train", cmd_train, "stage: train one backend")
-    p.add_argument("--backend", required=True)
-    for name in ("train", "model", "curve"):
+    def results(p: argparse.ArgumentParser, *folders: str) -> None:
+        for folder in folders:
+            dest = {"predictions": "predictions_dir", "metrics": "metrics_dir"}.get(folder, folder)
+            p.add_argument(f"--{folder}", dest=dest, type=Path, required=True)
+
+    def logged(p: argparse.ArgumentParser) -> None:
+        for name in ("raw", "train", "test", "figure", "marker"):
+            p.add_argument(f"--{name}", type=Path, required=True)
+
+    p = stage("train", cmd_train, "stage: train every backend")
+    p.add_argument("--train", type=Path, required=True)
+    results(p, "models", "curves")
+    p.set_defaults(predictions_dir=None, metrics_dir=None)
+
+    p = stage("evaluate", cmd_evaluate, "stage: predictions and accuracies of every backend")
+    results(p, "models", "curves", "predictions", "metrics")
+    for name in ("train", "test"):
         p.add_argument(f"--{name}", type=Path, required=True)
 
-    p = stage("evaluate", cmd_evaluate, "stage: predictions and accuracies of one backend")
-    for name in ("model", "curve", "train", "test", "metrics", "predictions"):
-        p.add_argument(f"--{name}", type=Path, required=True)
-
-    def outputs(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--models", type=Path, required=True)
-        p.add_argument("--curves", type=Path, required=True)
-        p.add_argument("--predictions", dest="predictions_dir", type=Path, required=True)
-        p.add_argument("--metrics", dest="metrics_dir", type=Path, required=True)
-
-    p = stage("plot", cmd_plot, "stage: the loss-curve figure")
+    p = stage("plot", cmd_plot, "the loss-curve figure (the track stage draws it)")
     p.add_argument("--curves", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
 
-    p = stage("track", cmd_track, "stage: log the execution to MLflow")
-    outputs(p)
-    for name in ("raw", "train", "test", "figure", "marker"):
-        p.add_argument(f"--{name}", type=Path, required=True)
-
-    p = stage("compare", cmd_compare, "stage: fail when the backends differ")
-    outputs(p)
+    p = stage("compare", cmd_compare, "stage: fail when the backends differ (logging the execution first)")
+    results(p, "models", "curves", "predictions", "metrics")
     p.add_argument("--report-json", type=Path, required=True)
     p.add_argument("--report-md", type=Path, required=True)
+    logged(p)
+
+    p = stage("track", cmd_track, "stage: draw the loss-curve figure and log the execution to MLflow")
+    results(p, "models", "curves", "predictions", "metrics")
+    p.add_argument("--report", type=Path, required=True, help="reports/compare.json")
+    logged(p)
 
     p = sub.add_parser("check", help="re-run everything in a scratch copy; fail on backend differences or drift")
     p.add_argument("--params", type=Path, default=Path("params.yaml"))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from adaline_repro.files import read_csv, read_json
+from adaline_repro.layout import ResultDirs
 from adaline_repro.model import read_curve, read_model
 from adaline_repro.params import CompareParams
 
@@ -78,10 +78,11 @@ class Report:
         return None if any(v is None for v in values) else max(values, default=0.0)
 
     def as_dict(self) -> dict:
+        """reports/compare.json: the verdict and every difference. The tolerances stay out (they are in
+        params.yaml and compare.md), so a tolerance change that keeps the verdict leaves these bytes, and
+        so the track stage downstream, untouched."""
         return {
             "passed": self.passed,
-            "atol": self.tolerances.atol,
-            "rtol": self.tolerances.rtol,
             "largest_abs_diff": {q: self.largest(q) for q in QUANTITIES},
             "pairs": {
                 f"{p.a}~{p.b}": {"passed": p.passed, **{d.quantity: d.as_dict() for d in p.differences}}
@@ -91,30 +92,27 @@ class Report:
 
     def markdown(self) -> str:
         verdict = "PASSED: the backends agree" if self.passed else "FAILED: the backends differ"
-        lines = [
-            "# Backend comparison",
-            "",
-            f"**{verdict}** (floats within atol={self.tolerances.atol:g}, rtol={self.tolerances.rtol:g};"
-            " predictions and accuracies exactly).",
-            "",
-            "| pair | quantity | max abs diff | max rel diff | at | result |",
-            "|---|---|---|---|---|---|",
-        ]
-        for p in self.pairs:
-            for d in p.differences:
-                lines.append(
-                    f"| {p.a} ~ {p.b} | {d.quantity} | {_fmt(d.max_abs_diff)} | {_fmt_rel(d)} | {d.at} "
-                    f"| {'pass' if d.passed else 'FAIL'} |"
-                )
-        return "\n".join(lines) + "\n"
+        return (
+            f"# Backend comparison\n\n**{verdict}** (floats within atol={self.tolerances.atol:g}, "
+            f"rtol={self.tolerances.rtol:g}; predictions and accuracies exactly).\n\n{difference_table(self.as_dict())}"
+        )
+
+
+def difference_table(report: dict) -> str:
+    """The markdown table of reports/compare.json's differences, one row per pair and quantity."""
+    lines = ["| pair | quantity | max abs diff | max rel diff | at | result |", "|---|---|---|---|---|---|"]
+    for pair, quantities in report["pairs"].items():
+        a, b = pair.split("~")
+        for quantity in QUANTITIES:
+            d = quantities[quantity]
+            rel = _fmt(d["max_rel_diff"]) if quantity in FLOAT_QUANTITIES else "-"
+            result = "pass" if d["passed"] else "FAIL"
+            lines.append(f"| {a} ~ {b} | {quantity} | {_fmt(d['max_abs_diff'])} | {rel} | {d['at']} | {result} |")
+    return "\n".join(lines) + "\n"
 
 
 def _fmt(value: float | None) -> str:
     return "not comparable" if value is None else f"{value:.3g}"
-
-
-def _fmt_rel(d: Difference) -> str:
-    return _fmt(d.max_rel_diff) if d.quantity in FLOAT_QUANTITIES else "-"
 
 
 def _close(a: np.ndarray, b: np.ndarray, tol: CompareParams) -> np.ndarray:
@@ -184,16 +182,16 @@ def compare(outputs: list[BackendOutputs], tol: CompareParams) -> Report:
     return Report(tuple(compare_pair(a, b, tol) for a, b in itertools.combinations(outputs, 2)), tol)
 
 
-def load_outputs(backend: str, models: Path, curves: Path, predictions: Path, metrics: Path) -> BackendOutputs:
-    """Read one backend's files, named <backend>.json / .csv in each folder."""
-    model = read_model(models / f"{backend}.json")
-    _, rows = read_csv(predictions / f"{backend}.csv")
+def load_outputs(backend: str, dirs: ResultDirs) -> BackendOutputs:
+    """Read one backend's files, named after it in each of the result folders."""
+    model = read_model(dirs.model(backend))
+    _, rows = read_csv(dirs.prediction(backend))
     return BackendOutputs(
         backend=backend,
         device=model.device,
-        curve=read_curve(curves / f"{backend}.csv"),
+        curve=read_curve(dirs.curve(backend)),
         weights=np.append(model.weight, model.bias).astype(np.float64),
         weight_names=(*(f"weight[{f}]" for f in model.features), "bias"),
         predictions=tuple((split, int(row), int(pred)) for split, row, _, pred in rows),
-        metrics=read_json(metrics / f"{backend}.json"),
+        metrics=read_json(dirs.metric(backend)),
     )

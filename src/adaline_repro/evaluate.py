@@ -1,4 +1,4 @@
-"""Evaluate stage: predictions at the threshold, accuracies, and the final training MSE."""
+"""Evaluate stage: each backend's predictions at the threshold, accuracies, and final training MSE."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 
 from adaline_repro.dataset import Table, read_table
 from adaline_repro.files import write_csv, write_json
+from adaline_repro.layout import ResultDirs
 from adaline_repro.model import Model, read_curve, read_model
 from adaline_repro.params import EvaluateParams
 
@@ -31,17 +32,14 @@ def evaluate(model: Model, train: Table, test: Table, curve: np.ndarray, params:
     return metrics, rows
 
 
-def run(
-    model_json: Path,
-    curve_csv: Path,
-    train_csv: Path,
-    test_csv: Path,
-    metrics_json: Path,
-    predictions_csv: Path,
-    params: EvaluateParams,
-) -> dict:
-    model = read_model(model_json)
-    metrics, rows = evaluate(model, read_table(train_csv), read_table(test_csv), read_curve(curve_csv), params)
-    write_csv(predictions_csv, PREDICTIONS_HEADER, rows)
-    write_json(metrics_json, metrics)
-    return metrics
+def run(dirs: ResultDirs, backends: tuple[str, ...], train_csv: Path, test_csv: Path, params: EvaluateParams) -> dict:
+    """Evaluate every backend's model; write its predictions and metrics. Returns backend -> metrics."""
+    train, test = read_table(train_csv), read_table(test_csv)
+    results = {}
+    for backend in backends:
+        model = read_model(dirs.model(backend))
+        metrics, rows = evaluate(model, train, test, read_curve(dirs.curve(backend)), params)
+        write_csv(dirs.prediction(backend), PREDICTIONS_HEADER, rows)
+        write_json(dirs.metric(backend), metrics)
+        results[backend] = metrics
+    return results

@@ -13,15 +13,17 @@ matplotlib.use("Agg")  # no display; also keeps rendering deterministic
 import matplotlib.pyplot as plt
 import numpy as np
 
-from adaline_repro.params import CompareParams
-
 # Differences of exactly zero cannot sit on a log axis: they are drawn on this floor, as hollow markers.
 FLOOR = 1e-12
 _STYLES = {"manual": ("-", "o"), "autograd": ("--", "s"), "module": (":", "^")}
 
 
-def loss_figure(curves: dict[str, np.ndarray], tolerances: CompareParams) -> bytes:
-    """PNG bytes; the same curves always give the same bytes (no timestamps or version in the metadata)."""
+def loss_figure(curves: dict[str, np.ndarray]) -> bytes:
+    """PNG bytes; the same curves always give the same bytes (no timestamps or version in the metadata).
+
+    No tolerance line: the figure depends on the curves alone, so changing a tolerance re-runs compare only
+    (reports/compare.md states the tolerances next to the differences).
+    """
     epochs = np.arange(1, len(next(iter(curves.values()))) + 1)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7.5), sharex=True, height_ratios=(3, 2), layout="constrained")
     for name, curve in curves.items():
@@ -54,14 +56,6 @@ def loss_figure(curves: dict[str, np.ndarray], tolerances: CompareParams) -> byt
             fillstyle="none",
             color=drawn.get_color(),
         )
-    scale = np.max(np.abs(np.vstack(list(curves.values()))), axis=0)
-    bottom.semilogy(
-        epochs,
-        tolerances.atol + tolerances.rtol * scale,
-        color="black",
-        linestyle="--",
-        label=f"tolerance (atol={tolerances.atol:g}, rtol={tolerances.rtol:g})",
-    )
     bottom.set_ylim(FLOOR / 3, max(1.0, largest * 3))
     bottom.set_xlabel("epoch")
     bottom.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))

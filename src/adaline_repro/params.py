@@ -1,4 +1,4 @@
-"""params.yaml -> frozen, validated objects; the only module that reads YAML."""
+"""params.yaml -> frozen, validated objects; the only module that reads params.yaml."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ class PrepareParams(_Section):
     classes: tuple[Species, Species]
     features: tuple[Feature, Feature]
     test_fraction: float = Field(gt=0, lt=1)
-    seed: int = Field(ge=0)
+    seed: int = Field(ge=0, lt=2**64)  # what torch.manual_seed accepts
 
     @field_validator("classes", "features")
     @classmethod
@@ -77,7 +77,7 @@ class TrainParams(_Section):
     epochs: int = Field(gt=0)
     lr: float = Field(gt=0)
     batch_size: int = Field(gt=0)
-    seed: int = Field(ge=0)
+    seed: int = Field(ge=0, lt=2**64)  # what torch.manual_seed accepts
     dtype: Literal["float32", "float64"]
     device: Literal["cpu", "cuda", "auto"]
 

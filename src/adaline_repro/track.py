@@ -1,15 +1,22 @@
-"""Track stage: gathers one execution's params, curves, accuracies and verdict, and hands them to tracking."""
+"""Track stage: gathers one execution's params, curves, accuracies and verdict, and hands them to tracking.
+
+The verdict comes from reports/compare.json, which holds no tolerances: changing only the tolerances
+re-runs compare alone, and the store is logged to again only when the verdict itself changes.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adaline_repro.compare import BackendOutputs, Report
+from adaline_repro.compare import difference_table, load_outputs
 from adaline_repro.files import atomic_write_text, json_text, sha256_file
+from adaline_repro.layout import ResultDirs
 from adaline_repro.params import Params
 
 if TYPE_CHECKING:  # tracking imports mlflow (seconds): only the function that logs pays for it
@@ -44,8 +51,8 @@ def flat_params(params: Params) -> dict[str, str]:
     """params.yaml as MLflow params: `section.key` -> text; lists joined by commas."""
     flat = {}
     for section, values in params.model_dump().items():
-        if section == "tracking":
-            continue
+        if section in ("tracking", "compare"):
+            continue  # not the execution's: where it is logged, and what compare (not track) depends on
         for key, value in values.items():
             if section == "train" and key == "backends":
                 continue  # each child run names its own backend; the parent lists them all
@@ -53,75 +60,128 @@ def flat_params(params: Params) -> dict[str, str]:
     return flat
 
 
-def verdict(report: Report) -> tuple[dict[str, float], dict[str, str]]:
+def verdict(report: dict) -> tuple[dict[str, float], dict[str, str]]:
     """(parent metrics, parent tags) that show the comparison without opening an artifact."""
-    metrics = {"compare_passed": float(report.passed)}
-    tags = {"compare.verdict": "passed" if report.passed else "failed"}
+    metrics = {"compare_passed": float(report["passed"])}
+    tags = {"compare.verdict": "passed" if report["passed"] else "failed"}
     for quantity in ("train_mse", "weights", "predictions"):
-        largest = report.largest(quantity)
+        largest = report["largest_abs_diff"][quantity]
         tags[f"compare.largest_abs_diff.{quantity}"] = "not comparable" if largest is None else f"{largest:.3g}"
         if largest is not None:
             metrics[f"compare_max_abs_diff_{quantity}"] = largest
     return metrics, tags
 
 
-def parent_name(report: Report) -> str:
+def parent_name(report: dict) -> str:
     """`pipeline: passed (max diff 5e-08)`: the verdict where the runs table shows it first."""
-    largest = [report.largest(q) for q in ("train_mse", "weights")]
+    largest = [report["largest_abs_diff"][q] for q in ("train_mse", "weights")]
     if any(v is None for v in largest):
         return "pipeline: FAILED (not comparable)"
-    return f"pipeline: {'passed' if report.passed else 'FAILED'} (max diff {max(largest):.1g})"
+    return f"pipeline: {'passed' if report['passed'] else 'FAILED'} (max diff {max(largest):.1g})"
 
 
-def marker_text(params: Params, report: Report, raw_sha256: str) -> str:
-    """What the marker output holds: deterministic, so dvc.lock stays reproducible (no run ids)."""
+def note(report: dict) -> str:
+    """The parent run's description: the verdict and the table of differences."""
+    verdict = "passed: the backends agree" if report["passed"] else "FAILED: the backends differ"
+    return (
+        f"**Compare {verdict}** (tolerances: params.yaml `compare` at this commit; "
+        f"predictions and accuracies exactly).\n\n{difference_table(report)}"
+    )
+
+
+def marker_text(params: Params, dirs: ResultDirs, report: dict, raw_sha256: str) -> str:
+    """What the marker output holds: what was logged, deterministically (no run ids, so dvc.lock stays
+    reproducible), and specific enough that a different execution never matches it."""
+    files = {
+        backend: [
+            sha256_file(path)
+            for path in (dirs.model(backend), dirs.curve(backend), dirs.prediction(backend), dirs.metric(backend))
+        ]
+        for backend in params.train.backends
+    }
+    content = json_text({"params": flat_params(params), "results": files, "compare": report})
     return json_text(
         {
             "backends": list(params.train.backends),
-            "compare_passed": report.passed,
+            "compare_passed": report["passed"],
+            "content_sha256": hashlib.sha256(content.encode("utf-8")).hexdigest(),
             "data_sha256": raw_sha256,
             "experiment": params.tracking.experiment,
         }
     )
 
 
-def build_execution(params: Params, outputs: list[BackendOutputs], report: Report, files: dict[str, Path]) -> Execution:
+@dataclass(frozen=True)
+class Inputs:
+    """The files an execution logs besides the backends' results."""
+
+    raw: Path
+    train: Path
+    test: Path
+    figure: Path
+
+
+def build_execution(params: Params, dirs: ResultDirs, inputs: Inputs, report: dict) -> Execution:
     """The Execution to log, from the outputs on disk (tracking is imported here, not at module load)."""
     from adaline_repro.tracking import BackendRun, Dataset, Execution
 
-    raw_sha = sha256_file(files["raw"])
     metrics, tags = verdict(report)
     backends = []
-    for out in outputs:
-        model_path = files["models"] / f"{out.backend}.json"
+    for backend in params.train.backends:
+        out = load_outputs(backend, dirs)
         backends.append(
             BackendRun(
-                backend=out.backend,
+                backend=backend,
                 device=out.device,
                 losses=out.curve.tolist(),
                 metrics={k: float(v) for k, v in out.metrics.items()},
                 artifacts={
-                    "loss_curve.csv": files["curves"] / f"{out.backend}.csv",
-                    "model.json": model_path,
-                    "predictions.csv": files["predictions"] / f"{out.backend}.csv",
+                    "loss_curve.csv": dirs.curve(backend),
+                    "model.json": dirs.model(backend),
+                    "predictions.csv": dirs.prediction(backend),
                 },
             )
         )
     return Execution(
         experiment=params.tracking.experiment,
         params=flat_params(params),
-        tags={**source_tags(), "data.sha256": raw_sha},
+        tags={**source_tags(), "data.sha256": sha256_file(inputs.raw)},
         backends=backends,
         datasets=[
-            Dataset("iris-train", files["train"], sha256_file(files["train"])[:16], "training"),
-            Dataset("iris-test", files["test"], sha256_file(files["test"])[:16], "evaluation"),
+            Dataset("iris-train", inputs.train, sha256_file(inputs.train)[:16], "training"),
+            Dataset("iris-test", inputs.test, sha256_file(inputs.test)[:16], "evaluation"),
         ],
         verdict=metrics,
         verdict_tags=tags,
-        reports={"compare.json": json_text(report.as_dict()), "compare.md": report.markdown()},
-        parent_artifacts=[files["figure"]],
+        reports={"compare.json": json_text(report)},
+        note=note(report),
+        parent_artifacts=[inputs.figure],
         parent_name=parent_name(report),
     )
+
+
+def log(params: Params, dirs: ResultDirs, inputs: Inputs, report: dict, marker: Path) -> str | None:
+    """Log the execution unless the marker says this store already has it; then write the marker.
+
+    Returns the parent run id, or None when nothing needed logging.
+    """
+    from adaline_repro.locations import tracking_uri
+
+    uri = tracking_uri()
+    text = marker_text(params, dirs, report, sha256_file(inputs.raw))
+    uri_file = marker_uri_file(marker)
+    if (
+        marker.exists()
+        and uri_file.exists()
+        and marker.read_text(encoding="utf-8") == text
+        and uri_file.read_text(encoding="utf-8").strip() == uri
+    ):
+        return None  # MLflow is not even imported
+    from adaline_repro.tracking import log_execution
+
+    parent = log_execution(uri, build_execution(params, dirs, inputs, report))
+    write_marker(marker, text, uri)
+    return parent
 
 
 def marker_uri_file(marker: Path) -> Path:

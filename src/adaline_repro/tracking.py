@@ -60,6 +60,7 @@ class Execution:
     reports: dict[str, str] = field(default_factory=dict)  # artifact file name -> text, on the parent
     parent_artifacts: list[Path] = field(default_factory=list)
     parent_name: str = "pipeline"  # the runs table shows names first: track puts the verdict in it
+    note: str = ""  # the parent run's description (markdown)
 
 
 def client(uri: str) -> mlflow.MlflowClient:
@@ -113,7 +114,7 @@ def log_execution(uri: str, execution: Execution) -> str:
     try:
         experiment_id = _experiment_id(c, execution.experiment, uri)
         now = int(time.time() * 1000)
-        note = {"mlflow.note.content": execution.reports["compare.md"]} if "compare.md" in execution.reports else {}
+        note = {"mlflow.note.content": execution.note} if execution.note else {}
         parent = c.create_run(
             experiment_id,
             start_time=now,

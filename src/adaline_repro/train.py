@@ -1,4 +1,7 @@
-"""Train stage: seeded minibatch SGD of one backend, with the per-epoch training MSE."""
+"""Train stage: seeded minibatch SGD of every backend in one process, with the per-epoch training MSE.
+
+One process for all backends: torch's import and deterministic-mode setup (seconds) are paid once.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from adaline_repro import backends
 from adaline_repro.backends import Backend
 from adaline_repro.dataset import Table, read_table
 from adaline_repro.files import exact_float, float_text, write_csv, write_json
+from adaline_repro.layout import ResultDirs
 from adaline_repro.params import TrainParams
 
 CURVE_HEADER = ("epoch", "train_mse")
@@ -98,9 +102,9 @@ def train(
     )
 
 
-def write_result(result: TrainResult, features: tuple[str, ...], model_json: Path, curve_csv: Path) -> None:
+def write_result(result: TrainResult, features: tuple[str, ...], dirs: ResultDirs) -> None:
     write_json(
-        model_json,
+        dirs.model(result.backend),
         {
             "backend": result.backend,
             "bias": result.bias,
@@ -111,14 +115,19 @@ def write_result(result: TrainResult, features: tuple[str, ...], model_json: Pat
         },
     )
     write_csv(
-        curve_csv,
+        dirs.curve(result.backend),
         CURVE_HEADER,
         ((epoch, float_text(loss, result.dtype)) for epoch, loss in enumerate(result.losses, start=1)),
     )
 
 
-def run(backend_name: str, train_csv: Path, model_json: Path, curve_csv: Path, params: TrainParams) -> TrainResult:
+def run(train_csv: Path, dirs: ResultDirs, params: TrainParams) -> list[TrainResult]:
+    """Train every backend of params.backends, in order, on the same shuffle orders; write each one's files."""
     table = read_table(train_csv)
-    result = train(backend_name, table, params)
-    write_result(result, table.features, model_json, curve_csv)
-    return result
+    orders = shuffle_orders(len(table.y), params.epochs, params.seed)
+    results = []
+    for name in params.backends:
+        result = train(name, table, params, orders)
+        write_result(result, table.features, dirs)
+        results.append(result)
+    return results
