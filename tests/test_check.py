@@ -11,7 +11,7 @@ import yaml
 
 from adaline_repro import check, evaluate, train
 from adaline_repro.layout import ResultDirs
-from adaline_repro.params import load_params
+from adaline_repro.params import load_params, replace
 
 from .conftest import REPO, make_clone, run_cmd
 
@@ -67,7 +67,7 @@ def test_results_from_a_learning_rate_off_by_a_tenth_of_a_percent_are_drift(tmp_
     """Committed results made with lr x 1.001 (say, by another torch) no longer match a fresh run."""
     root, env = make_clone(tmp_path_factory)
     params = load_params(root / "params.yaml")
-    shifted = params.train.model_copy(update={"lr": params.train.lr * 1.001})
+    shifted = replace(params.train, lr=params.train.lr * 1.001)
     run_cmd(["./pipeline", "repro", "prepare"], root, env)  # the prepared data the stages use
     prepared = root / "data" / "prepared"
     dirs = ResultDirs.under(root)

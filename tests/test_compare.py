@@ -16,7 +16,7 @@ from adaline_repro import evaluate
 from adaline_repro.compare import BackendOutputs, compare, load_outputs
 from adaline_repro.files import json_text, read_json
 from adaline_repro.layout import ResultDirs
-from adaline_repro.params import CompareParams
+from adaline_repro.params import CompareParams, replace
 from adaline_repro.train import shuffle_orders, train, write_result
 
 from .conftest import REPO, stored_runs
@@ -75,7 +75,7 @@ def test_one_swapped_shuffle_position_fails(tmp_path, reference, data_dir, train
 
 @pytest.mark.parametrize("factor", [1.001, 0.999])
 def test_learning_rate_off_by_a_tenth_of_a_percent_fails(tmp_path, factor, reference, data_dir, train_table, params):
-    result = train("module", train_table, params.train.model_copy(update={"lr": params.train.lr * factor}))
+    result = train("module", train_table, replace(params.train, lr=params.train.lr * factor))
     faulty = _outputs(tmp_path, "module", result, data_dir, train_table, params)
     report = compare([reference, faulty], params.compare)
     assert not report.passed
@@ -106,7 +106,7 @@ def test_compare_command_fails_after_logging_the_execution(tmp_path, data_dir, t
     track stage) and exits 1; run again on the same results it does not log a second copy."""
     dirs = ResultDirs.under(tmp_path)
     for b in params.train.backends:
-        p = params.train.model_copy(update={"lr": 0.01001}) if b == "module" else params.train
+        p = replace(params.train, lr=0.01001) if b == "module" else params.train
         _outputs(tmp_path, b, train(b, train_table, p), data_dir, train_table, params)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     args = ["--params", REPO / "params.yaml", "--models", dirs.models, "--curves", dirs.curves]

@@ -35,15 +35,27 @@ def test_repository_params_hold_the_lecture_defaults(params):
 @pytest.mark.parametrize(
     ("section", "key", "value", "message"),
     [
-        ("train", "lr", -0.01, "params.yaml: train.lr: Input should be greater than 0 (got -0.01)"),
+        ("train", "lr", -0.01, "params.yaml: train.lr: must be greater than 0 (got -0.01)"),
         ("train", "lr", float("inf"), "params.yaml: train.lr: must be finite (got inf)"),
-        ("train", "epochs", 0, "params.yaml: train.epochs: Input should be greater than 0 (got 0)"),
-        ("train", "epochs", 2.5, "params.yaml: train.epochs: Input should be a valid integer (got 2.5)"),
-        ("train", "device", "tpu", "params.yaml: train.device: Input should be 'cpu', 'cuda' or 'auto' (got 'tpu')"),
+        ("train", "lr", "fast", "params.yaml: train.lr: must be a number (got 'fast')"),
+        ("train", "epochs", 0, "params.yaml: train.epochs: must be at least 1 (got 0)"),
+        ("train", "epochs", 2.5, "params.yaml: train.epochs: must be an integer (got 2.5)"),
+        ("train", "epochs", True, "params.yaml: train.epochs: must be an integer (got True)"),
+        ("train", "device", "tpu", "params.yaml: train.device: must be one of 'cpu', 'cuda', 'auto' (got 'tpu')"),
         ("train", "backends", ["manual", "manual"], "params.yaml: train.backends: each backend may appear once"),
-        ("prepare", "test_fraction", 1.0, "params.yaml: prepare.test_fraction: Input should be less than 1 (got 1.0)"),
+        ("train", "backends", [], "params.yaml: train.backends: must not be empty (got [])"),
+        (
+            "train",
+            "backends",
+            ["manual", "jax"],
+            "params.yaml: train.backends[1]: must be one of 'manual', 'autograd', 'module' (got 'jax')",
+        ),
+        ("train", "seed", 2**64, "params.yaml: train.seed: must be less than 2**64, what torch.manual_seed accepts"),
+        ("prepare", "test_fraction", 1.0, "params.yaml: prepare.test_fraction: must be less than 1 (got 1.0)"),
         ("prepare", "classes", ["setosa", "setosa"], "params.yaml: prepare.classes: the two entries must differ"),
-        ("compare", "atol", -1e-9, "params.yaml: compare.atol: Input should be greater than or equal to 0"),
+        ("compare", "atol", -1e-9, "params.yaml: compare.atol: must be at least 0 (got -1e-09)"),
+        ("fetch", "sha256", "abc", "params.yaml: fetch.sha256: must be 64 lowercase hex digits (got 'abc')"),
+        ("tracking", "experiment", "", "params.yaml: tracking.experiment: must not be empty (got '')"),
     ],
 )
 def test_invalid_value_is_one_line_naming_the_key(section, key, value, message):
@@ -81,7 +93,7 @@ def test_yaml_syntax_error_gives_line_and_column(tmp_path: Path):
 def test_url_source_must_be_https():
     raw = _with("fetch", "source", "url")
     raw["fetch"]["location"] = "http://example.org/iris.data"
-    with pytest.raises(ParamsError, match=r"fetch: location must be an https:// URL"):
+    with pytest.raises(ParamsError, match=r"fetch\.location: must be an https:// URL"):
         parse_params(raw)
 
 

@@ -110,7 +110,7 @@ def test_invalid_parameter_is_one_line_and_logs_nothing(first_repro):
         done = run_cmd(["./pipeline", "repro"], root, env, check=False)
     assert done.returncode != 0
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert errors == ["error: params.yaml: train.lr: Input should be greater than 0 (got -0.01)"]
+    assert errors == ["error: params.yaml: train.lr: must be greater than 0 (got -0.01)"]
     assert "Traceback" not in done.stderr
     assert "Running stage" not in done.stdout  # refused before DVC touched any output
     assert len(stored_runs(env["MLFLOW_TRACKING_URI"])) == before

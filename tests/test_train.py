@@ -10,6 +10,7 @@ import torch
 from adaline_repro import train as train_mod
 from adaline_repro.files import read_csv
 from adaline_repro.layout import ResultDirs
+from adaline_repro.params import replace
 from adaline_repro.train import TrainError, shuffle_orders, train
 
 
@@ -67,28 +68,28 @@ def test_the_stage_trains_every_backend_as_if_each_ran_alone(tmp_path, data_dir,
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error shown when no GPU is present")
 def test_cuda_without_gpu_is_a_clear_error(train_table, params):
     with pytest.raises(TrainError, match=r"train\.device is 'cuda' but no CUDA device is available"):
-        train("manual", train_table, params.train.model_copy(update={"device": "cuda"}))
+        train("manual", train_table, replace(params.train, device="cuda"))
 
 
 def test_auto_device_falls_back_to_cpu(train_table, params):
-    result = train("manual", train_table, params.train.model_copy(update={"device": "auto"}))
+    result = train("manual", train_table, replace(params.train, device="auto"))
     assert result.device == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def test_batch_larger_than_the_data_is_an_error(train_table, params):
     with pytest.raises(TrainError, match=r"train\.batch_size=71 exceeds the 70 training rows"):
-        train("manual", train_table, params.train.model_copy(update={"batch_size": 71}))
+        train("manual", train_table, replace(params.train, batch_size=71))
 
 
 def test_divergence_names_the_epoch(train_table, params):
     """A learning rate far too large stops training with the epoch where the loss stopped being finite."""
     with pytest.raises(TrainError, match=r"manual: diverged at epoch \d+"):
-        train("manual", train_table, params.train.model_copy(update={"lr": 1e6, "epochs": 30}))
+        train("manual", train_table, replace(params.train, lr=1e6, epochs=30))
 
 
 def test_progress_bar_is_silent_without_a_terminal(capfd, train_table, params):
     """In logs, CI and tests (no TTY) training prints nothing."""
-    train("manual", train_table, params.train.model_copy(update={"epochs": 50}))
+    train("manual", train_table, replace(params.train, epochs=50))
     assert capfd.readouterr().err == ""
 
 
@@ -105,9 +106,9 @@ def test_progress_bar_on_a_terminal(data_dir):
     from .conftest import REPO
 
     code = (
-        "from adaline_repro.dataset import read_table; from adaline_repro.params import load_params;"
+        "from adaline_repro.dataset import read_table; from adaline_repro.params import load_params, replace;"
         "from adaline_repro.train import train;"
-        f"p = load_params({str(REPO / 'params.yaml')!r}).train.model_copy(update={{'epochs': 2000}});"
+        f"p = load_params({str(REPO / 'params.yaml')!r}).train; p = replace(p, epochs=2000);"
         f"train('manual', read_table({str(data_dir / 'train.csv')!r}), p)"
     )
     leader, follower = pty.openpty()

@@ -241,7 +241,10 @@ def cmd_repro(args: argparse.Namespace) -> int:
     # found params.yaml invalid would leave the previous results gone.
     load_params("params.yaml")
     uptodate.forget(root)
-    code = subprocess.call(["dvc", "repro", *args.extra])
+    from dvc.cli import main as dvc_main  # in this process: one interpreter start-up fewer
+
+    logging.getLogger().handlers.clear()  # DVC prints through its own handlers, to stdout as usual
+    code = dvc_main(["repro", *args.extra])
     if code == 0 and set(args.extra) <= _FULL_REPRO_FLAGS:
         uptodate.record(root, venv_stamp)
     return code

@@ -11,13 +11,13 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import numpy as np
-
 
 def float_text(value: float, dtype: str = "float32") -> str:
     """Shortest decimal that reads back to exactly the same value in `dtype`."""
     if dtype == "float64":
         return repr(float(value))
+    import numpy as np  # here, not at the top: the fetch stage writes no floats and skips numpy's import
+
     return str(np.float32(value))
 
 

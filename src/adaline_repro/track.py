@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from adaline_repro.compare import difference_table, load_outputs
 from adaline_repro.files import atomic_write_text, json_text, sha256_file
 from adaline_repro.layout import ResultDirs
-from adaline_repro.params import Params
+from adaline_repro.params import Params, as_dict
 
 if TYPE_CHECKING:  # tracking imports mlflow (seconds): only the function that logs pays for it
     from adaline_repro.tracking import Execution
@@ -50,7 +50,7 @@ def source_tags() -> dict[str, str]:
 def flat_params(params: Params) -> dict[str, str]:
     """params.yaml as MLflow params: `section.key` -> text; lists joined by commas."""
     flat = {}
-    for section, values in params.model_dump().items():
+    for section, values in as_dict(params).items():
         if section in ("tracking", "compare"):
             continue  # not the execution's: where it is logged, and what compare (not track) depends on
         for key, value in values.items():
