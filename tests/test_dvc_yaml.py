@@ -39,7 +39,8 @@ def _imported(code: str) -> tuple[set[str], set[str]]:
     probe = (
         f"{code}\nimport sys, json\n"
         "mods = [m.__file__ for k, m in sys.modules.items() if k.startswith('adaline_repro') and m.__file__]\n"
-        "print(json.dumps([mods, [k for k in ('torch', 'mlflow', 'sklearn', 'pandas', 'pydantic') if k in sys.modules]]))"
+        "heavy = ('torch', 'mlflow', 'sklearn', 'pandas', 'pydantic')\n"
+        "print(json.dumps([mods, [k for k in heavy if k in sys.modules]]))"
     )
     files, heavy = json.loads(_python(probe))
     return {str(Path(f).relative_to(REPO)) for f in files} - NOT_STAGE_CODE, set(heavy)
