@@ -123,7 +123,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     params = _params(args)
     dirs = _dirs(args)
     report = compare([load_outputs(b, dirs) for b in params.train.backends], params.compare)
-    write_json(args.report_json, report.as_dict())
+    summary = report.as_dict()
+    write_json(args.report_json, summary)
     atomic_write_text(args.report_md, report.markdown())
     print(report.markdown())
     if report.passed:
@@ -134,7 +135,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from adaline_repro import track
 
     _plot(params, args.curves, args.figure)
-    _say_logged(track.log(params, dirs, _track_inputs(args), report.as_dict(), args.marker), params, report.as_dict())
+    _say_logged(track.log(params, dirs, _track_inputs(args), summary, args.marker), params, summary)
     return EXIT_DIFFER
 
 
