@@ -184,7 +184,9 @@ def bench_sweep(ws: Workspace, reps: int) -> dict:
     for i, name in enumerate(names):
         ws.run(["dvc", "exp", "run", "--queue", "-n", name, "-S", f"train.seed={1000 + i}"])
     start = time.perf_counter()
-    ws.run(["dvc", "queue", "start", "-j", "2"])
+    # Not waited for: the workers it starts in the background can keep it (and captured pipes) around.
+    quiet = {"cwd": ws.root, "env": ws.env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    starter = subprocess.Popen(["dvc", "queue", "start", "-j", "2"], **quiet)
     # A finished experiment gets a git ref named after it: polling refs costs milliseconds, where polling
     # `dvc queue status` would take a core away from the workers being measured.
     done: set[str] = set()
@@ -201,7 +203,11 @@ def bench_sweep(ws: Workspace, reps: int) -> dict:
     took = time.perf_counter() - start
     status = _queue_status(ws)
     succeeded = sum(1 for line in status.splitlines() if "Success" in line)
-    ws.run(["dvc", "queue", "stop"])
+    subprocess.run(["dvc", "queue", "stop"], **quiet)
+    try:
+        starter.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        starter.kill()
     count = (
         "import mlflow, sys; c = mlflow.MlflowClient(sys.argv[1]); "
         "e = c.get_experiment_by_name('adaline-backends'); "
