@@ -121,7 +121,7 @@ class Inputs:
     figure: Path
 
 
-def build_execution(params: Params, dirs: ResultDirs, inputs: Inputs, report: dict) -> Execution:
+def build_execution(params: Params, dirs: ResultDirs, inputs: Inputs, report: dict, raw_sha256: str) -> Execution:
     """The Execution to log, from the outputs on disk (tracking is imported here, not at module load)."""
     from adaline_repro.tracking import BackendRun, Dataset, Execution
 
@@ -145,7 +145,7 @@ def build_execution(params: Params, dirs: ResultDirs, inputs: Inputs, report: di
     return Execution(
         experiment=params.tracking.experiment,
         params=flat_params(params),
-        tags={**source_tags(), "data.sha256": sha256_file(inputs.raw)},
+        tags={**source_tags(), "data.sha256": raw_sha256},
         backends=backends,
         datasets=[
             Dataset("iris-train", inputs.train, sha256_file(inputs.train)[:16], "training"),
@@ -168,7 +168,8 @@ def log(params: Params, dirs: ResultDirs, inputs: Inputs, report: dict, marker: 
     from adaline_repro.locations import tracking_uri
 
     uri = tracking_uri()
-    text = marker_text(params, dirs, report, sha256_file(inputs.raw))
+    raw_sha256 = sha256_file(inputs.raw)
+    text = marker_text(params, dirs, report, raw_sha256)
     uri_file = marker_uri_file(marker)
     if (
         marker.exists()
@@ -179,7 +180,7 @@ def log(params: Params, dirs: ResultDirs, inputs: Inputs, report: dict, marker: 
         return None  # MLflow is not even imported
     from adaline_repro.tracking import log_execution
 
-    parent = log_execution(uri, build_execution(params, dirs, inputs, report))
+    parent = log_execution(uri, build_execution(params, dirs, inputs, report, raw_sha256))
     write_marker(marker, text, uri)
     return parent
 
