@@ -95,9 +95,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def _plot(params: Params, curves: Path, out: Path) -> None:
     from adaline_repro.figures import loss_figure
     from adaline_repro.files import atomic_write_bytes
+    from adaline_repro.layout import curve_file
     from adaline_repro.model import read_curve
 
-    atomic_write_bytes(out, loss_figure({b: read_curve(curves / f"{b}.csv") for b in params.train.backends}))
+    atomic_write_bytes(out, loss_figure({b: read_curve(curve_file(curves, b)) for b in params.train.backends}))
 
 
 def _track_inputs(args: argparse.Namespace) -> Inputs:

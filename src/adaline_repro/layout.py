@@ -6,6 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def curve_file(curves: Path, backend: str) -> Path:
+    """One backend's loss curve in the curves folder (the figure reads this folder alone)."""
+    return curves / f"{backend}.csv"
+
+
 @dataclass(frozen=True)
 class ResultDirs:
     """The folders of train's and evaluate's outputs; dvc.yaml names them, stage commands pass them in."""
@@ -24,7 +29,7 @@ class ResultDirs:
         return self.models / f"{backend}.json"
 
     def curve(self, backend: str) -> Path:
-        return self.curves / f"{backend}.csv"
+        return curve_file(self.curves, backend)
 
     def prediction(self, backend: str) -> Path:
         return self.predictions / f"{backend}.csv"
