@@ -14,6 +14,8 @@ import json
 import os
 from pathlib import Path
 
+from adaline_repro.files import atomic_write_text
+
 STAMP = Path(".dvc") / "tmp" / "adaline-uptodate.json"
 # Besides what dvc.lock lists: what DVC reads to decide, and what says which packages run the stages.
 _ALWAYS = ("dvc.yaml", "dvc.lock", "params.yaml", ".dvc/config", ".dvc/config.local", ".dvcignore")
@@ -75,10 +77,7 @@ def record(root: Path, venv_stamp: Path) -> None:
     except Exception:  # an unreadable dvc.lock: no shortcut next time, DVC will say what is wrong
         stamp.unlink(missing_ok=True)
         return
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    tmp = stamp.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"named": named, "state": snapshot(root, named, venv_stamp)}), encoding="utf-8")
-    tmp.replace(stamp)
+    atomic_write_text(stamp, json.dumps({"named": named, "state": snapshot(root, named, venv_stamp)}))
 
 
 def forget(root: Path) -> None:
