@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.parse
 from pathlib import Path
 
 # `dvc exp run --temp` and queued experiments run in copies under this folder of the repository.
@@ -31,6 +32,14 @@ def tracking_uri(root: Path | None = None) -> str:
     if uri:
         return uri
     return "sqlite:///" + str((root or repository_root()) / EMBEDDED_DB)
+
+
+def redacted(uri: str) -> str:
+    """The URI with any password replaced by ***, for messages and logs."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.password is None:
+        return uri
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
 
 
 def embedded_db(uri: str) -> Path | None:
