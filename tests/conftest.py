@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import socket
 import subprocess
+import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,3 +96,77 @@ def make_clone(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     }
     env.pop("DVC_ROOT", None)
     return root, env
+
+
+# --- servers and background commands ----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Background:
+    """A long-running command as a user starts it (`./pipeline ui`, `./pipeline server`), its output
+    collected line by line, in a process group of its own so Ctrl-C reaches all of it."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict) -> None:
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            args, cwd=cwd, env=env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, prefix: str, timeout_s: float) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = [line for line in self.lines if line.startswith(prefix)]
+            if found:
+                return found[0]
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"no line starting {prefix!r}; output so far:\n" + "\n".join(self.lines))
+
+    def interrupt(self) -> int:
+        """Ctrl-C, as the terminal sends it: SIGINT to the foreground process group."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # never leave it behind, even when the test fails
+            raise
+
+
+# --- what a queue of experiments must leave in a store -------------------------------------------
+
+
+def assert_each_experiment_logged_once(uri: str, names: list[str], backends: tuple[str, ...], epochs: int) -> None:
+    """Each named DVC experiment: one parent and one run per backend, all FINISHED, every epoch's
+    train_mse logged once (steps 1..epochs), and nothing else from these experiments."""
+    client = mlflow.MlflowClient(uri)
+    runs = [r for r in stored_runs(uri) if r.data.tags.get("dvc.exp_name") in names]
+    per_experiment = Counter(r.data.tags["dvc.exp_name"] for r in runs)
+    assert per_experiment == dict.fromkeys(names, 1 + len(backends)), per_experiment
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    for name in names:
+        mine = [r for r in runs if r.data.tags["dvc.exp_name"] == name]
+        parents = [r for r in mine if "mlflow.parentRunId" not in r.data.tags]
+        assert len(parents) == 1, name
+        children = [r for r in mine if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+        assert sorted(r.data.tags["backend"] for r in children) == sorted(backends), name
+        for child in children:
+            steps = [m.step for m in client.get_metric_history(child.info.run_id, "train_mse")]
+            assert sorted(steps) == list(range(1, epochs + 1)), (name, child.info.run_name)

@@ -3,19 +3,14 @@ link and finds the three backend runs, their shared parameters and the train_mse
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import socket
-import subprocess
-import threading
 import time
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
 
-from .conftest import make_clone, run_cmd
+from .conftest import Background, free_port, make_clone, port_open, run_cmd
 
 pytestmark = pytest.mark.e2e
 
@@ -32,51 +27,6 @@ READY_TIMEOUT_S = 240
 RUNS = ("manual@cpu", "autograd@cpu", "module@cpu")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-class _Ui:
-    """`./pipeline ui` as a user starts it, its output collected line by line."""
-
-    def __init__(self, root: Path, env: dict, port: int) -> None:
-        self.port = port
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(
-            ["./pipeline", "ui", "--port", str(port)], cwd=root, env=env, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for(self, prefix: str, timeout_s: float) -> str:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            found = [line for line in self.lines if line.startswith(prefix)]
-            if found:
-                return found[0]
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        raise AssertionError(f"no line starting {prefix!r}; output so far:\n" + "\n".join(self.lines))
-
-    def interrupt(self) -> int:
-        """Ctrl-C, as the terminal sends it: SIGINT to the foreground process group."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-        return self.proc.wait(timeout=60)
-
-
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory):
     """A fresh clone whose own store holds one pipeline execution."""
@@ -87,12 +37,12 @@ def logged(tmp_path_factory):
 
 def test_compare_view_shows_the_backends_in_chromium(logged, tmp_path):
     root, env = logged
-    ui = _Ui(root, env, _free_port())
+    ui = Background(["./pipeline", "ui", "--port", str(port := free_port())], root, env)
     started = time.monotonic()
     try:
         compare = ui.wait_for("compare view: ", READY_TIMEOUT_S).removeprefix("compare view: ")
         ready = time.monotonic() - started
-        assert compare.startswith(f"http://127.0.0.1:{ui.port}/#/compare-runs?")
+        assert compare.startswith(f"http://127.0.0.1:{port}/#/compare-runs?")
         experiment = ui.wait_for("experiment: ", 1).split()[-1]
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
@@ -123,21 +73,21 @@ def test_compare_view_shows_the_backends_in_chromium(logged, tmp_path):
     finally:
         code = ui.interrupt()
     assert code == 0, "\n".join(ui.lines)
-    assert not _port_open(ui.port), "the MLflow server outlived ./pipeline ui"
+    assert not port_open(port), "the MLflow server outlived ./pipeline ui"
 
 
 def test_remote_tracking_uri_only_prints_links(logged):
     """Against a tracking server, ./pipeline ui starts nothing and points the links at that server."""
     root, env = logged
-    ui = _Ui(root, env, _free_port())
+    ui = Background(["./pipeline", "ui", "--port", str(port := free_port())], root, env)
     try:
         ui.wait_for("compare view: ", READY_TIMEOUT_S)
-        remote = {**env, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ui.port}"}
-        done = run_cmd(["./pipeline", "ui", "--port", str(_free_port())], root, remote)
+        remote = {**env, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"}
+        done = run_cmd(["./pipeline", "ui", "--port", str(free_port())], root, remote)
     finally:
         ui.interrupt()
-    assert f"tracking server http://127.0.0.1:{ui.port}: nothing to start" in done.stdout
-    assert f"compare view: http://127.0.0.1:{ui.port}/#/compare-runs?runs=" in done.stdout
+    assert f"tracking server http://127.0.0.1:{port}: nothing to start" in done.stdout
+    assert f"compare view: http://127.0.0.1:{port}/#/compare-runs?runs=" in done.stdout
 
 
 def test_port_in_use_is_a_clear_error(logged):
