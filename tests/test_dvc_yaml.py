@@ -16,7 +16,9 @@ from .conftest import REPO
 STAGE_CODE = {
     "fetch": "import adaline_repro.fetch",
     "prepare": "import adaline_repro.prepare",
-    "train": "import adaline_repro.train, adaline_repro.backends as b; [b.get(n) for n in b.BACKENDS]",
+    # train first checks that a tracking server answers (preflight), then trains.
+    "train": "import adaline_repro.preflight, adaline_repro.train, adaline_repro.backends as b; "
+    "[b.get(n) for n in b.BACKENDS]",
     "evaluate": "import adaline_repro.evaluate",
     # track draws the figure in a second process (figures) while it imports MLflow (tracking).
     "track": "import adaline_repro.track, adaline_repro.tracking, adaline_repro.figures, adaline_repro.model",
