@@ -13,6 +13,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -26,10 +27,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from adaline_repro import sweep  # noqa: E402
+from adaline_repro.postgres import free_port  # noqa: E402
 from adaline_repro.worktree import copy_worktree  # noqa: E402
 
 SCRIPT = REPO / "bench" / "single_script.py"
-SCENARIOS = ("cold", "noop", "incremental", "epochs", "sweep", "step", "memory")
+SCENARIOS = ("cold", "noop", "incremental", "epochs", "sweep", "server", "step", "memory")
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -59,9 +62,10 @@ class Workspace:
         self.env.pop("DVC_ROOT", None)
         self.run(["./pipeline", "repro"])  # store created, data fetched, everything up to date
 
-    def run(self, cmd: list[str], dvc_root: bool = False) -> float:
+    def run(self, cmd: list[str], dvc_root: bool = False, env: dict | None = None) -> float:
         """Seconds `cmd` took in the workspace; with dvc_root, in the environment DVC gives stage commands."""
-        env = {**self.env, "DVC_ROOT": str(self.root)} if dvc_root else self.env
+        env = env or self.env
+        env = {**env, "DVC_ROOT": str(self.root)} if dvc_root else env
         start = time.perf_counter()
         done = subprocess.run(cmd, cwd=self.root, env=env, capture_output=True, text=True)
         took = time.perf_counter() - start
@@ -180,56 +184,65 @@ def bench_epochs(ws: Workspace, reps: int) -> dict:
 def bench_sweep(ws: Workspace, reps: int) -> dict:
     """8 queued experiments (`dvc exp run --queue -S train.seed=...`) run by `dvc queue start -j 2`."""
     cold = [ws.run(["dvc", "repro", "--force"]) for _ in range(reps)]
-    names = [f"sweep-{i}" for i in range(8)]
-    for i, name in enumerate(names):
-        ws.run(["dvc", "exp", "run", "--queue", "-n", name, "-S", f"train.seed={1000 + i}"])
-    start = time.perf_counter()
-    # Not waited for: the workers it starts in the background can keep it (and captured pipes) around.
-    quiet = {"cwd": ws.root, "env": ws.env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    starter = subprocess.Popen(["dvc", "queue", "start", "-j", "2"], **quiet)
-    # A finished experiment gets a git ref named after it: polling refs costs milliseconds, where polling
-    # `dvc queue status` would take a core away from the workers being measured.
-    done: set[str] = set()
-    polls = 0
-    while len(done) < len(names) and time.perf_counter() - start < 1800:
-        polls += 1
-        refs = subprocess.run(
-            ["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=ws.root, capture_output=True, text=True
-        ).stdout.split()
-        done = {ref.rsplit("/", 1)[-1] for ref in refs} & set(names)
-        if len(done) < len(names) and polls % 30 == 0 and "Failed" in _queue_status(ws):
-            break  # every 15 s: a failed experiment would never get its ref
-        time.sleep(0.5)
-    took = time.perf_counter() - start
-    status = _queue_status(ws)
-    succeeded = sum(1 for line in status.splitlines() if "Success" in line)
-    subprocess.run(["dvc", "queue", "stop"], **quiet)
-    try:
-        starter.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        starter.kill()
-    count = (
-        "import mlflow, sys; c = mlflow.MlflowClient(sys.argv[1]); "
-        "e = c.get_experiment_by_name('adaline-backends'); "
-        "runs = c.search_runs([e.experiment_id], max_results=1000); "
-        "print(sum(1 for r in runs if r.data.tags.get('dvc.exp_name', '').startswith('sweep-')))"
-    )
-    logged = subprocess.run(
-        [sys.executable, "-c", count, ws.env["MLFLOW_TRACKING_URI"]], capture_output=True, text=True, env=ws.env
-    ).stdout.strip()
+    out = _queue_of_eight(ws, ws.env, "sweep", 1000)
+    return {**out, "cold": summary(cold), "per_experiment_over_cold": out["per_experiment_s"] / statistics.median(cold)}
+
+
+def _queue_of_eight(ws: Workspace, env: dict, prefix: str, first_seed: int) -> dict:
+    """Queue 8 seeds, run them with 2 workers, count what reached env's store."""
+    import mlflow
+
+    names = [f"{prefix}-{i}" for i in range(8)]
+    sweep.enqueue(ws.root, env, {name: [f"train.seed={first_seed + i}"] for i, name in enumerate(names)})
+    result = sweep.run(ws.root, env, names, jobs=2, timeout_s=1800)
+    client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("adaline-backends")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000) if experiment else []
     return {
         "experiments": len(names),
-        "succeeded": succeeded,
-        "mlflow_runs_logged": int(logged or 0),  # 4 per experiment: a parent and one run per backend
-        "wall_s": took,
-        "per_experiment_s": took / len(names),
-        "cold": summary(cold),
-        "per_experiment_over_cold": took / len(names) / statistics.median(cold),
+        "succeeded": len(result.succeeded),
+        "mlflow_runs_logged": sum(1 for r in runs if r.data.tags.get("dvc.exp_name") in names),  # 4 each
+        "wall_s": result.wall_s,
+        "per_experiment_s": result.wall_s / len(names),
     }
 
 
-def _queue_status(ws: Workspace) -> str:
-    return subprocess.run(["dvc", "queue", "status"], cwd=ws.root, env=ws.env, capture_output=True, text=True).stdout
+def bench_server(ws: Workspace, reps: int) -> dict:
+    """Logging through `./pipeline server` (MLflow on its own PostgreSQL) against the embedded store: the
+    track stage's own process, interleaved, then the 8-experiment queue against each."""
+    state = Path(tempfile.mkdtemp(prefix="adaline-bench-server-"))
+    state.chmod(0o755)  # PostgreSQL's own user must reach it when we are root
+    port = free_port()
+    server = subprocess.Popen(
+        ["./pipeline", "server", "--folder", str(state), "--port", str(port)], cwd=ws.root, env=ws.env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        for line in server.stdout:
+            if line.startswith("export MLFLOW_TRACKING_URI="):
+                uri = line.strip().split("=", 1)[1]
+                break
+        else:
+            raise RuntimeError(f"./pipeline server exited {server.wait()} before printing its URI")
+        remote = {**ws.env, "MLFLOW_TRACKING_URI": uri}
+        track = _stage_commands(ws.root)["track"]
+        marker = ws.root / ".tracking" / "logged.json"
+
+        def track_stage(env: dict) -> float:
+            marker.unlink(missing_ok=True)  # as DVC does before running the stage
+            return ws.run(["bash", "-c", track], dvc_root=True, env=env)
+
+        track_stage(remote)  # the server's first request creates the experiment: not part of the measure
+        t = interleave(reps, embedded=lambda: track_stage(ws.env), server=lambda: track_stage(remote))
+        out = {f"track_stage_{k}": summary(v) for k, v in t.items()}
+        out["track_stage_server_over_embedded"] = ratio(t["server"], t["embedded"])
+        out["queue_embedded"] = _queue_of_eight(ws, ws.env, "embedded", 2000)
+        out["queue_server"] = _queue_of_eight(ws, remote, "server", 3000)
+        return out
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        server.wait(timeout=120)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def bench_step(reps: int) -> dict:

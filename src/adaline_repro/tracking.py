@@ -14,14 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
+from filelock import FileLock
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 
-from adaline_repro.locations import artifact_location, embedded_db
+from adaline_repro.locations import artifact_location, embedded_db, redacted
 
 log = logging.getLogger(__name__)
 
+_INIT_LOCK_TIMEOUT_S = 300  # creating the tables takes seconds; a stuck holder must not hang us forever
 ROLE_TAG = "adaline.role"  # "execution" on parent runs, which is how latest_execution finds them
 
 
@@ -68,11 +70,18 @@ def client(uri: str) -> mlflow.MlflowClient:
 
 
 def init_store(uri: str) -> None:
-    """Create the store's tables once, before any parallel use (SQLite's first use is not concurrent-safe)."""
+    """Open the store, creating its tables if new. For the embedded store this holds a file lock: queued
+    experiments start in parallel, and two processes creating one SQLite database's tables corrupt it."""
+    db = embedded_db(uri)
     try:
-        client(uri).search_experiments(max_results=1)
+        if db is None:
+            client(uri).search_experiments(max_results=1)
+            return
+        db.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(db.with_name(db.name + ".lock"), timeout=_INIT_LOCK_TIMEOUT_S):
+            client(uri).search_experiments(max_results=1)
     except Exception as exc:  # mlflow raises many types; all mean the same to the user
-        raise TrackingError(f"tracking store {uri}: {exc}") from None
+        raise TrackingError(f"tracking store {redacted(uri)}: {exc}") from None
 
 
 # MLflow 3's UI opens an experiment on its GenAI overview unless told it is classic model training.
@@ -109,6 +118,7 @@ def log_execution(uri: str, execution: Execution) -> str:
 
     Returns the parent run id.
     """
+    init_store(uri)
     c = client(uri)
     running: list[str] = []  # runs created and not yet terminated
     try:
@@ -171,7 +181,7 @@ def log_execution(uri: str, execution: Execution) -> str:
             except Exception:  # the store may be what failed; nothing more to do for this run
                 log.warning("could not mark run %s as %s", run_id, RunStatus.to_string(status))
         if isinstance(exc, Exception) and not isinstance(exc, TrackingError):
-            raise TrackingError(f"tracking store {uri}: {exc}") from exc
+            raise TrackingError(f"tracking store {redacted(uri)}: {exc}") from exc
         raise
 
 
