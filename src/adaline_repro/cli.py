@@ -62,10 +62,23 @@ def _dirs(args: argparse.Namespace) -> ResultDirs:
     return ResultDirs(args.models, args.curves, args.predictions_dir, args.metrics_dir)
 
 
+def _check_store_answers() -> None:
+    """Fail before any work when the tracking store is a server that does not answer."""
+    from adaline_repro.locations import tracking_uri
+    from adaline_repro.preflight import StoreUnreachable, check_tracking_store
+
+    try:
+        check_tracking_store(tracking_uri())
+    except StoreUnreachable as exc:
+        raise _Fail(str(exc), EXIT_TRACKING) from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from adaline_repro import train
 
-    for result in train.run(args.train, _dirs(args), _params(args).train):
+    params = _params(args)
+    _check_store_answers()  # before minutes of training, not after them at the track stage
+    for result in train.run(args.train, _dirs(args), params.train):
         print(
             f"train@{result.backend}: {len(result.losses)} epochs on {result.device}, "
             f"final train_mse {result.losses[-1]}"
@@ -168,6 +181,7 @@ def _prepare_store() -> None:
 
     root = repository_root()
     uri = tracking_uri(root)
+    _check_store_answers()
     db = embedded_db(uri)
     for uri_file in (root / TRACKING_STATE).glob("*.uri"):
         logged_to = uri_file.read_text(encoding="utf-8").strip()
@@ -198,8 +212,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from adaline_repro import ui
-    from adaline_repro.locations import tracking_uri
+    from adaline_repro import mlflow_server, ui
+    from adaline_repro.locations import TRACKING_STATE, redacted, repository_root, tracking_uri
 
     experiment = _params(args).tracking.experiment
     uri = tracking_uri()
@@ -214,14 +228,37 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     try:
         if uri.startswith(("http://", "https://")):
-            print(f"tracking server {uri}: nothing to start")
+            print(f"tracking server {redacted(uri)}: nothing to start")
             ui.say_links(find_links(uri), print)
             return 0
-        ui.serve(uri, args.host, args.port, find_links)
-    except ui.UIError as exc:
+        ui.serve(uri, args.host, args.port, repository_root() / TRACKING_STATE / "mlflow-ui.log", find_links)
+    except mlflow_server.ServerError as exc:
         raise _Fail(f"ui: {exc}", EXIT_INPUT) from None
     except KeyboardInterrupt:
         print("\nui: stopped")
+    return 0
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    from functools import partial
+
+    from adaline_repro import mlflow_server, postgres, server
+
+    # Stop cleanly (MLflow, then PostgreSQL) on Ctrl-C even when started where SIGINT is ignored (a shell's
+    # background job), and when the terminal closes.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, _exit_on_sigterm)
+    options = server.Options(
+        folder=args.folder, db=args.db, artifacts=args.artifacts, host=args.host, port=args.port, workers=args.workers
+    )
+    try:
+        server.run(options, partial(print, flush=True))  # flushed: whoever reads the pipe sees the URI at once
+    except mlflow_server.ServerError as exc:
+        raise _Fail(f"server: {exc}", EXIT_INPUT) from None
+    except postgres.PostgresError as exc:
+        raise _Fail(f"server: {exc}", EXIT_TRACKING) from None
+    except KeyboardInterrupt:
+        print("\nserver: stopped (MLflow and PostgreSQL)")
     return 0
 
 
@@ -250,6 +287,13 @@ def cmd_repro(args: argparse.Namespace) -> int:
     if code == 0 and set(args.extra) <= _FULL_REPRO_FLAGS:
         uptodate.record(root, venv_stamp)
     return code
+
+
+def cmd_dvc(args: argparse.Namespace) -> int:
+    from dvc.cli import main as dvc_main
+
+    logging.getLogger().handlers.clear()  # DVC prints through its own handlers
+    return dvc_main(args.extra)
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -341,9 +385,35 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     p.set_defaults(func=cmd_ui)
 
+    p = sub.add_parser("server", help="a shared MLflow tracking server on PostgreSQL (prints the URI to export)")
+    p.add_argument(
+        "--folder",
+        type=Path,
+        default=Path(".server"),
+        help="its state: postgres/ (the local database), artifacts/, mlflow.log (default: .server)",
+    )
+    p.add_argument(
+        "--db",
+        default=os.environ.get("ADALINE_SERVER_DB"),
+        help="postgresql+psycopg:// URL of a database you run (default: $ADALINE_SERVER_DB, else a "
+        "throw-away local PostgreSQL in FOLDER/postgres)",
+    )
+    p.add_argument(
+        "--artifacts",
+        help="artifact destination: a folder or any MLflow store URI such as "
+        "s3://bucket/path (default: FOLDER/artifacts)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--workers", type=int, default=2, help="server worker processes (default: 2)")
+    p.set_defaults(func=cmd_server)
+
     p = sub.add_parser("repro", help="set up if needed, then dvc repro (extra arguments go to dvc)")
     p.add_argument("extra", nargs=argparse.REMAINDER, metavar="DVC_ARGS")
     p.set_defaults(func=cmd_repro)
+    p = sub.add_parser("dvc", help="set up if needed, then any dvc command (dvc push, dvc pull, dvc exp show)")
+    p.add_argument("extra", nargs=argparse.REMAINDER, metavar="DVC_ARGS")
+    p.set_defaults(func=cmd_dvc)
     p = sub.add_parser("test", help="set up if needed, then pytest (extra arguments go to pytest)")
     p.add_argument("extra", nargs=argparse.REMAINDER, metavar="PYTEST_ARGS")
     p.set_defaults(func=cmd_test)
@@ -374,7 +444,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return subprocess.call([sys.executable, str(script), *args.extra])
 
 
-_PASS_THROUGH = {"repro": cmd_repro, "test": cmd_test, "bench": cmd_bench}
+_PASS_THROUGH = {"repro": cmd_repro, "test": cmd_test, "bench": cmd_bench, "dvc": cmd_dvc}
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
