@@ -201,6 +201,7 @@ def _queue_of_eight(ws: Workspace, env: dict, prefix: str, first_seed: int) -> d
     return {
         "experiments": len(names),
         "succeeded": len(result.succeeded),
+        "ended": result.ended,
         "mlflow_runs_logged": sum(1 for r in runs if r.data.tags.get("dvc.exp_name") in names),  # 4 each
         "wall_s": result.wall_s,
         "per_experiment_s": result.wall_s / len(names),

@@ -158,7 +158,7 @@ def test_eight_queued_experiments_with_two_workers_log_once_each(clone, server):
     sweep.enqueue(root, env, {name: [f"train.seed={name.rsplit('-', 1)[1]}"] for name in names})
     result = sweep.run(root, env, names, jobs=2, timeout_s=1200)
     print(f"8 queued experiments against the server: {result.wall_s:.1f} s")
-    assert result.succeeded == sorted(names), result.status
+    assert result.succeeded == sorted(names), (result.ended, result.status)
     assert_each_experiment_logged_once(server.uri, names, BACKENDS, epochs=20)
     for name in names:
         log = sweep.logs(root, env, name)

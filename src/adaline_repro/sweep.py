@@ -27,6 +27,7 @@ def _with_dvc_on_path(env: Mapping[str, str]) -> dict[str, str]:
 class QueueResult:
     status: dict[str, str]  # experiment name -> DVC's status (Success, Failed, Running, Queued)
     wall_s: float  # from `dvc queue start` until the last experiment finished
+    ended: str  # why the wait ended: "all succeeded", "one failed", "no workers left", "timed out"
 
     @property
     def succeeded(self) -> list[str]:
@@ -79,26 +80,40 @@ def run(root: Path, env: Mapping[str, str], names: Sequence[str], jobs: int, tim
     # Not waited on: the workers it leaves in the background would hold captured pipes open.
     quiet = {"cwd": root, "env": _with_dvc_on_path(env), "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     starter = subprocess.Popen([*_DVC, "queue", "start", "-j", str(jobs)], **quiet)
-    wanted, last_status = set(names), start
+    wanted, last_status, ended = set(names), start, "timed out"
     try:
         while time.perf_counter() - start < timeout_s:
             if wanted <= _finished_refs(root):
+                ended = "all succeeded"
                 break
             if time.perf_counter() - last_status > _STATUS_EVERY_S:
                 last_status = time.perf_counter()
                 status = queue_status(root, env)
-                if "Failed" in {status.get(n) for n in wanted} or "" in status:
-                    break  # a failed experiment never gets its ref; without workers nothing moves
+                if "Failed" in {status.get(n) for n in wanted}:
+                    ended = "one failed"  # a failed experiment never gets its ref
+                    break
+                if "" in status:
+                    ended = "no workers left"  # nothing would move any more
+                    break
             time.sleep(_POLL_S)
         took = time.perf_counter() - start
         status = queue_status(root, env)
     finally:
-        subprocess.run([*_DVC, "queue", "stop"], **quiet)
+        _stop_workers(root, env)
         try:
             starter.wait(timeout=60)
         except subprocess.TimeoutExpired:
             starter.kill()
-    return QueueResult({n: status.get(n, "missing") for n in names}, took)
+    return QueueResult({n: status.get(n, "missing") for n in names}, took, ended)
+
+
+def _stop_workers(root: Path, env: Mapping[str, str], timeout_s: float = 120) -> None:
+    """`dvc queue stop`, then wait until the workers are gone: it only asks them to stop, and workers still
+    winding down would make the next `dvc queue start` start none, then leave its queue unserved."""
+    _dvc(root, env, "queue", "stop")
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline and "" not in queue_status(root, env):
+        time.sleep(1)
 
 
 def logs(root: Path, env: Mapping[str, str], name: str) -> str:
