@@ -176,7 +176,8 @@ def cmd_track(args: argparse.Namespace) -> int:
 
 
 def _prepare_store() -> None:
-    """Create the embedded store once (before any parallel use), and forget logging done to another store."""
+    """Before DVC starts: a tracking server must answer; the embedded store is created once (before any
+    parallel use); logging done to another store is forgotten."""
     from adaline_repro.locations import TRACKING_STATE, embedded_db, repository_root, tracking_uri
 
     root = repository_root()
