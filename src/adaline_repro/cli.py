@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -283,11 +284,74 @@ def cmd_repro(args: argparse.Namespace) -> int:
     uptodate.forget(root)
     from dvc.cli import main as dvc_main  # in this process: one interpreter start-up fewer
 
+    from adaline_repro import rollback
+
     logging.getLogger().handlers.clear()  # DVC prints through its own handlers, to stdout as usual
-    code = dvc_main(["repro", *args.extra])
-    if code == 0 and set(args.extra) <= _FULL_REPRO_FLAGS:
-        uptodate.record(root, venv_stamp)
-    return code
+    failure = _StageFailure()
+    logging.getLogger("dvc").addHandler(failure)
+    snapshot = rollback.take(root)
+    signal.signal(signal.SIGTERM, _stop_stages_then_exit)
+    try:
+        code = dvc_main(["repro", *args.extra])
+    except BaseException:  # SIGTERM (SystemExit) while a stage runs: put the outputs back, then stop
+        rollback.restore(snapshot)
+        print(_ROLLED_BACK, file=sys.stderr)
+        raise
+    finally:
+        logging.getLogger("dvc").removeHandler(failure)
+    if code == 0:
+        rollback.discard(snapshot)
+        if set(args.extra) <= _FULL_REPRO_FLAGS:
+            uptodate.record(root, venv_stamp)
+        return 0
+    if failure.stage == "compare":  # the backends differ: its report is the result, kept
+        rollback.discard(snapshot)
+    else:
+        rollback.restore(snapshot)
+        print(_ROLLED_BACK, file=sys.stderr)
+    # The failing stage's own code (2: bad input, 3: tracking store, 1: the backends differ), not DVC's 255.
+    return failure.code or code
+
+
+def _stop_stages_then_exit(signum: int, frame: object) -> None:
+    """SIGTERM to ./pipeline repro alone (`kill PID`): pass it to the stage running under DVC, wait for it to
+    wind down (its partial files are removed, its runs end KILLED), then unwind so the outputs are put back."""
+    import psutil  # installed with DVC
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.terminate()
+    _, alive = psutil.wait_procs(children, timeout=30)
+    for child in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    raise SystemExit(128 + signum)
+
+
+_ROLLED_BACK = "repro: outputs and dvc.lock are as they were before this run"
+
+
+class _StageFailure(logging.Handler):
+    """Reads DVC's error record: which stage failed, and the exit code of its command."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.stage: str | None = None
+        self.code: int | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        import re
+
+        exc = record.exc_info[1] if record.exc_info else None
+        while exc is not None:
+            text = str(exc)
+            if found := re.search(r"failed to reproduce '([^']+)'", text):
+                self.stage = found.group(1)
+            if found := re.search(r"exited with (\d+)$", text):
+                self.code = int(found.group(1))
+            exc = exc.__cause__
 
 
 def cmd_dvc(args: argparse.Namespace) -> int:

@@ -18,6 +18,8 @@ import msgspec
 import yaml
 from msgspec import Meta
 
+from adaline_repro.files import safe_yaml
+
 BACKENDS = ("manual", "autograd", "module")
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 SPECIES = ("setosa", "versicolor", "virginica")
@@ -217,8 +219,11 @@ def _describe(message: str, raw: object) -> str:
         return f"{'.'.join([*keys, field])}: unknown key{hint}"
     if m := re.match(r"Object missing required field `(?P<field>[^`]+)`", msg):
         return f"{'.'.join([*keys, m['field']])}: missing"
-    got = f" (got {_value_at(raw, keys)!r})"
+    value = _value_at(raw, keys)
+    got = f" (got {value!r})"
     where = f"{key}: " if key else "the file: "
+    if isinstance(value, float) and math.isnan(value):  # NaN fails every bound; what it lacks is being finite
+        return f"{where}must be finite{got}"
     if m := _BOUND.match(msg):
         return f"{where}must be {_WORDS[m['op']]} {_bound(m['bound'])}{got}"
     if m := re.match(r"Expected `(?P<want>\w+)`, got `\w+`", msg):
@@ -254,7 +259,7 @@ def load_params(path: Path | str = "params.yaml") -> Params:
     except OSError as exc:
         raise ParamsError(f"{path}: cannot read ({exc.strerror})") from None
     try:
-        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 (safe loaders only)
+        raw = safe_yaml(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"

@@ -14,22 +14,20 @@ import json
 import os
 from pathlib import Path
 
-from adaline_repro.files import atomic_write_text
+from adaline_repro.files import atomic_write_text, safe_yaml
 
 STAMP = Path(".dvc") / "tmp" / "adaline-uptodate.json"
 # Besides what dvc.lock lists: what DVC reads to decide, and what says which packages run the stages.
 _ALWAYS = ("dvc.yaml", "dvc.lock", "params.yaml", ".dvc/config", ".dvc/config.local", ".dvcignore")
 
 
-def _locked_paths(root: Path) -> list[str]:
-    """Every dependency and output path of every stage dvc.lock records (read only when recording)."""
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 20x faster
-    lock = yaml.load((root / "dvc.lock").read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 (a safe loader)
+def locked_paths(root: Path, sections: tuple[str, ...] = ("deps", "outs")) -> list[str]:
+    """Every dependency and/or output path of every stage dvc.lock records."""
+    lock_file = root / "dvc.lock"
+    lock = safe_yaml(lock_file.read_text(encoding="utf-8")) if lock_file.exists() else None
     paths = set()
     for stage in (lock or {}).get("stages", {}).values():
-        for section in ("deps", "outs"):
+        for section in sections:
             paths.update(entry["path"] for entry in stage.get(section, []))
     return sorted(paths)
 
@@ -73,7 +71,7 @@ def record(root: Path, venv_stamp: Path) -> None:
     """After a successful full repro (everything up to date): remember what the files look like."""
     stamp = root / STAMP
     try:
-        named = _locked_paths(root)
+        named = locked_paths(root)
     except Exception:  # an unreadable dvc.lock: no shortcut next time, DVC will say what is wrong
         stamp.unlink(missing_ok=True)
         return
