@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -82,6 +87,27 @@ def test_a_failure_midway_leaves_no_run_running(tmp_path, uri):
     assert statuses.count("FAILED") == 2  # the parent and the module child
 
 
+@pytest.mark.parametrize(("interruption", "status"), [(KeyboardInterrupt, "KILLED"), (SystemExit, "KILLED")])
+def test_an_interrupted_logging_ends_its_runs_killed(tmp_path, uri, monkeypatch, interruption, status):
+    """Ctrl-C (KeyboardInterrupt) or SIGTERM (SystemExit, from the CLI's handler) while the second backend
+    run is being logged: every run of that execution ends KILLED, none RUNNING."""
+    calls = {"n": 0}
+    original = mlflow.MlflowClient.log_inputs
+
+    def interrupted(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise interruption()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "log_inputs", interrupted)
+    with pytest.raises(interruption):
+        log_execution(uri, _execution(tmp_path))
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("exp").experiment_id])
+    assert sorted(r.info.status for r in runs) == sorted(["FINISHED", status, status])  # manual done, 2 open
+
+
 def test_latest_execution_is_the_newest_parent_with_its_backend_runs(tmp_path, uri):
     first = log_execution(uri, _execution(tmp_path))
     second = log_execution(uri, _execution(tmp_path))
@@ -97,3 +123,51 @@ def test_embedded_experiments_keep_artifacts_beside_the_database(tmp_path, uri):
     experiment = mlflow.MlflowClient(uri).get_experiment_by_name("exp")
     assert experiment.artifact_location == (tmp_path / "mlartifacts").as_uri()
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+@contextlib.contextmanager
+def _locked(db: Path, seconds: float) -> Iterator[None]:
+    """Another writer holding an exclusive lock on the SQLite file for `seconds` (from a thread)."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+        conn.execute("BEGIN EXCLUSIVE")
+        held.set()
+        release.wait(seconds)
+        conn.execute("COMMIT")
+        conn.close()
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    assert held.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join(30)
+
+
+def test_a_writer_waits_for_another_instead_of_failing(tmp_path, uri):
+    """Two queued experiments logging at once: the second waits (longer than SQLite's default 5 s)."""
+    with _locked(tmp_path / "mlflow.db", seconds=7):
+        started = time.monotonic()
+        log_execution(uri, _execution(tmp_path))
+        waited = time.monotonic() - started
+    assert waited >= 6
+    runs = mlflow.MlflowClient(uri).search_runs([mlflow.MlflowClient(uri).get_experiment_by_name("exp").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FINISHED"] * 4
+
+
+def test_a_store_locked_too_long_is_one_clear_line(tmp_path, uri):
+    """Past MLflow's 20 s wait: one line naming the store, and no run left RUNNING."""
+    lock = _locked(tmp_path / "mlflow.db", seconds=tracking.SQLITE_BUSY_TIMEOUT_S + 5)
+    with lock, pytest.raises(TrackingError) as raised:
+        log_execution(uri, _execution(tmp_path))
+    assert str(raised.value) == (
+        f"tracking store {uri} stayed locked by another process for 20 s; run again once it has finished"
+    )
+    client = mlflow.MlflowClient(uri)
+    experiments = client.search_experiments()
+    runs = client.search_runs([e.experiment_id for e in experiments]) if experiments else []
+    assert "RUNNING" not in {r.info.status for r in runs}

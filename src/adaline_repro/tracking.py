@@ -24,11 +24,25 @@ from adaline_repro.locations import artifact_location, embedded_db, redacted
 log = logging.getLogger(__name__)
 
 _INIT_LOCK_TIMEOUT_S = 300  # creating the tables takes seconds; a stuck holder must not hang us forever
+# How long a write to the embedded store waits for another writer (a parallel queued experiment, the UI)
+# before it fails: MLflow sets `PRAGMA busy_timeout = 20000` on every session of a SQLite store.
+SQLITE_BUSY_TIMEOUT_S = 20
 ROLE_TAG = "adaline.role"  # "execution" on parent runs, which is how latest_execution finds them
 
 
 class TrackingError(RuntimeError):
     """The tracking store could not be reached or refused a write."""
+
+
+def _store_error(uri: str, exc: BaseException) -> TrackingError:
+    """One line naming the store; a locked SQLite file says so plainly instead of quoting SQL."""
+    if "database is locked" in str(exc):
+        return TrackingError(
+            f"tracking store {redacted(uri)} stayed locked by another process for {SQLITE_BUSY_TIMEOUT_S} s; "
+            "run again once it has finished"
+        )
+    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return TrackingError(f"tracking store {redacted(uri)}: {first_line}")
 
 
 @dataclass(frozen=True)
@@ -81,7 +95,7 @@ def init_store(uri: str) -> None:
         with FileLock(db.with_name(db.name + ".lock"), timeout=_INIT_LOCK_TIMEOUT_S):
             client(uri).search_experiments(max_results=1)
     except Exception as exc:  # mlflow raises many types; all mean the same to the user
-        raise TrackingError(f"tracking store {redacted(uri)}: {exc}") from None
+        raise _store_error(uri, exc) from None
 
 
 # MLflow 3's UI opens an experiment on its GenAI overview unless told it is classic model training.
@@ -181,7 +195,7 @@ def log_execution(uri: str, execution: Execution) -> str:
             except Exception:  # the store may be what failed; nothing more to do for this run
                 log.warning("could not mark run %s as %s", run_id, RunStatus.to_string(status))
         if isinstance(exc, Exception) and not isinstance(exc, TrackingError):
-            raise TrackingError(f"tracking store {redacted(uri)}: {exc}") from exc
+            raise _store_error(uri, exc) from exc
         raise
 
 
