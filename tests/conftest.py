@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import socket
@@ -72,6 +73,15 @@ def edited(path: Path, old: str, new: str) -> Iterator[None]:
         yield
     finally:
         path.write_text(original)
+
+
+OUTPUT_FOLDERS = ("data", "models", "plots", "predictions", "metrics", "reports", ".tracking")
+
+
+def output_hashes(root: Path) -> dict[str, str]:
+    """Every pipeline output, the tracking marker and dvc.lock, by content hash: to assert nothing changed."""
+    files = [p for f in OUTPUT_FOLDERS for p in (root / f).rglob("*") if p.is_file()] + [root / "dvc.lock"]
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(files)}
 
 
 def stored_runs(uri: str) -> list:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import free_port, make_clone, run_cmd, stored_runs
+from .conftest import free_port, make_clone, output_hashes, run_cmd, stored_runs
 
 pytestmark = pytest.mark.e2e
 
@@ -123,13 +123,6 @@ CASES = [
 ]  # fmt: skip
 
 
-def _outputs(root: Path) -> dict[str, str]:
-    """Every output, dvc.lock and the tracking marker, by content hash."""
-    folders = ("data", "models", "plots", "predictions", "metrics", "reports", ".tracking")
-    files = [p for f in folders for p in (root / f).rglob("*") if p.is_file()] + [root / "dvc.lock"]
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(files)}
-
-
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory):
     root, env = make_clone(tmp_path_factory)
@@ -144,7 +137,7 @@ def test_the_table_has_at_least_25_bad_inputs():
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_one_line_and_changes_nothing(clone, tmp_path, case):
     root, env = clone
-    before, runs_before = _outputs(root), {r.info.run_id for r in stored_runs(env["MLFLOW_TRACKING_URI"])}
+    before, runs_before = output_hashes(root), {r.info.run_id for r in stored_runs(env["MLFLOW_TRACKING_URI"])}
     params = root / "params.yaml"
     text = params.read_text()
     for old, new in case.edits:
@@ -169,7 +162,7 @@ def test_bad_input_is_one_line_and_changes_nothing(clone, tmp_path, case):
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert errors == [case.message.format(**fields)], done.stdout + done.stderr
     assert done.returncode == case.code, done.stderr
-    assert _outputs(root) == before, "an output or dvc.lock changed"
+    assert output_hashes(root) == before, "an output or dvc.lock changed"
     runs = stored_runs(env["MLFLOW_TRACKING_URI"])
     assert {r.info.run_id for r in runs} == runs_before, "a run was created"
     assert "RUNNING" not in {r.info.status for r in runs}

@@ -4,7 +4,6 @@ Nothing is left half-written, no run is left RUNNING, and the next `./pipeline r
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import signal
@@ -16,16 +15,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from .conftest import Background, make_clone, run_cmd, stored_runs
+from .conftest import OUTPUT_FOLDERS, Background, make_clone, output_hashes, run_cmd, stored_runs
 
 pytestmark = pytest.mark.e2e
-
-OUTPUT_FOLDERS = ("data", "models", "plots", "predictions", "metrics", "reports", ".tracking")
-
-
-def _outputs(root: Path) -> dict[str, str]:
-    files = [p for f in OUTPUT_FOLDERS for p in (root / f).rglob("*") if p.is_file()] + [root / "dvc.lock"]
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(files)}
 
 
 def _leftovers(root: Path) -> list[str]:
@@ -57,7 +49,7 @@ def test_an_interrupted_training_changes_nothing_and_the_next_repro_completes(cl
     """Ctrl-C reaches the whole process group as a terminal sends it; SIGTERM (`kill PID`) only
     ./pipeline repro, which passes it on to the stage. Either way the outputs and dvc.lock are put back."""
     root, env = clone
-    before = _outputs(root)
+    before = output_hashes(root)
     runs_before = {r.info.run_id for r in stored_runs(env["MLFLOW_TRACKING_URI"])}
     repro = Background(["./pipeline", "repro"], root, env)
     repro.wait_for("> ./pipeline train", 120)
@@ -73,7 +65,7 @@ def test_an_interrupted_training_changes_nothing_and_the_next_repro_completes(cl
     if how == "sigterm":
         assert code == 128 + signal.SIGTERM, output
     assert "repro: outputs and dvc.lock are as they were before this run" in output
-    assert _outputs(root) == before
+    assert output_hashes(root) == before
     assert _leftovers(root) == []
     assert _stage_processes(root) == []
     runs = stored_runs(env["MLFLOW_TRACKING_URI"])

@@ -24,6 +24,7 @@ from .conftest import (
     assert_each_experiment_logged_once,
     free_port,
     make_clone,
+    output_hashes,
     port_open,
     run_cmd,
     stored_runs,
@@ -210,18 +211,12 @@ def test_a_database_url_of_another_driver_is_refused(clone):
     )
 
 
-def _outputs(root: Path) -> dict[str, bytes]:
-    folders = ("models", "plots", "metrics", "predictions", "reports", "data")
-    files = [p for f in folders for p in (root / f).rglob("*") if p.is_file()] + [root / "dvc.lock"]
-    return {str(p.relative_to(root)): p.read_bytes() for p in files}
-
-
 def test_an_unreachable_server_stops_the_pipeline_before_training(clone):
     """One line naming the URI, exit 3; no stage runs, outputs and the other store keep their content.
     The train stage checks too, for `dvc repro` and queued experiments that bypass ./pipeline."""
     root, env = clone
     run_cmd(["./pipeline", "repro"], root, env)
-    before, runs_before = _outputs(root), len(stored_runs(f"sqlite:///{root}/mlflow.db"))
+    before, runs_before = output_hashes(root), len(stored_runs(f"sqlite:///{root}/mlflow.db"))
     uri = f"http://127.0.0.1:{free_port()}"
     message = (
         f"error: tracking store {uri} is unreachable ([Errno 111] Connection refused); "
@@ -237,7 +232,7 @@ def test_an_unreachable_server_stops_the_pipeline_before_training(clone):
         assert (done.returncode, done.stderr.strip(), done.stdout) == (3, message, "")
     finally:
         run_cmd(["git", "checkout", "params.yaml"], root, env)
-    assert _outputs(root) == before
+    assert output_hashes(root) == before
     assert len(stored_runs(f"sqlite:///{root}/mlflow.db")) == runs_before
 
 
