@@ -1,21 +1,23 @@
-"""`./pipeline check`: an unchanged repository passes; drift, staleness and impossible requests are told
-apart by exit code and named in the report."""
+"""`./pipeline check`: an unchanged repository passes with identical bytes; other bytes are drift unless the
+environment explains them; staleness and impossible requests are told apart by exit code and named."""
 
 from __future__ import annotations
 
 import json
 import re
 
+import numpy as np
 import pytest
 import yaml
 
 from adaline_repro import check, evaluate, train
+from adaline_repro.byte_diff import FirstDifference
+from adaline_repro.compare import Difference, PairResult
+from adaline_repro.fingerprint import Difference as EnvDifference
 from adaline_repro.layout import ResultDirs
 from adaline_repro.params import load_params, replace
 
 from .conftest import REPO, make_clone, run_cmd
-
-pytestmark = pytest.mark.e2e
 
 
 def _check(root, env, *args):
@@ -32,18 +34,103 @@ def test_result_paths_are_the_ones_dvc_yaml_uses():
         assert re.search(rf"--{flag} {re.escape(folder)}(\s|$)", cmd)
 
 
-def test_unchanged_repository_passes(tmp_path_factory):
+_MOVED = FirstDifference("models/manual.json", "key bias", "0.5", "0.50000006")
+
+
+def _pair(passed: bool) -> PairResult:
+    return PairResult("manual", "manual", (Difference("weights", 6e-8, 1e-7, "bias", passed),))
+
+
+def test_the_same_bytes_are_identical_whatever_else_differs():
+    assert check.outcome([], ["torch: 2.12.0 -> 2.13.0"], [_pair(False)]) == check.IDENTICAL
+
+
+def test_other_bytes_explained_and_within_tolerance_are_within_tolerance():
+    assert check.outcome([_MOVED], ["torch: 2.12.0 -> 2.13.0"], [_pair(True)]) == check.WITHIN_TOLERANCE
+
+
+def test_other_bytes_that_nothing_explains_are_drift_even_within_tolerance():
+    assert check.outcome([_MOVED], [], [_pair(True)]) == check.DRIFT
+
+
+def test_explained_bytes_beyond_the_tolerance_are_drift():
+    assert check.outcome([_MOVED], ["torch: 2.12.0 -> 2.13.0"], [_pair(False)]) == check.DRIFT
+
+
+def test_another_device_or_a_byte_relevant_environment_difference_explains_bytes():
+    """cuda against committed cpu results explains; a CPU model does not; a torch version does."""
+    diffs = [EnvDifference("cpu.model", "AMD EPYC", "Intel Xeon"), EnvDifference("torch", "2.12.0", "2.13.0")]
+    assert check.explanations("cuda", "cpu", diffs) == [
+        "device: committed results from cpu, this run on cuda",
+        "torch: 2.12.0 -> 2.13.0",
+    ]
+    assert check.explanations("cpu", "cpu", diffs[:1]) == []
+
+
+def _nudge_committed_bias(root, backend: str) -> tuple[str, str]:
+    """The committed model's bias moved by one float32 ULP (well within tolerance); (old, new) as written."""
+    model = root / "models" / f"{backend}.json"
+    data = json.loads(model.read_text())
+    old = data["bias"]
+    new = float(np.nextafter(np.float32(old), np.float32(np.inf)))
+    text = model.read_text()
+    assert text.count(f'"bias": {old!r}') == 1
+    model.write_text(text.replace(f'"bias": {old!r}', f'"bias": {np.float32(new)!s}'))
+    return str(np.float32(new)), repr(old)
+
+
+@pytest.mark.e2e
+def test_unchanged_repository_passes_with_identical_bytes(tmp_path_factory):
+    """A forced re-run from scratch gives every committed byte again, on whatever x86-64 CPU this is."""
     root, env = make_clone(tmp_path_factory)
     done, report = _check(root, env)
     assert done.returncode == check.EXIT_PASS, done.stdout + done.stderr
     assert report["status"] == "passed"
     assert report["devices"]["cpu"]["compare_passed"] is True
+    assert report["devices"]["cpu"]["outcome"] == check.IDENTICAL
+    assert report["devices"]["cpu"]["byte_differences"] == []
     assert report["dvc_lock_identical"] == {"cpu": True}  # every stage forced, every hash the same
-    assert report["environment"]["differences"] == []
-    assert "# Reproducibility check: passed" in (root / "reports" / "check.md").read_text()
+    text = (root / "reports" / "check.md").read_text()
+    assert "# Reproducibility check: passed" in text
+    assert "**Identical**" in text
     assert not (root / "mlflow.db").exists()  # the user's store is left alone
 
 
+@pytest.mark.e2e
+def test_one_ulp_that_nothing_explains_is_drift_naming_the_file_and_value(tmp_path_factory):
+    """On the same architecture, libraries and pins, a byte difference is a finding, however small."""
+    root, env = make_clone(tmp_path_factory)
+    committed, fresh = _nudge_committed_bias(root, "autograd")
+    done, report = _check(root, env)
+    assert done.returncode == check.EXIT_DRIFT, done.stdout + done.stderr
+    cpu = report["devices"]["cpu"]
+    assert cpu["outcome"] == check.DRIFT
+    assert cpu["explained_by"] == []
+    assert cpu["byte_differences"] == [
+        {"file": "models/autograd.json", "where": "key bias", "committed": committed, "fresh": fresh}
+    ]
+    assert all(q["passed"] for q in cpu["drift"]["autograd"].values())  # within tolerance all the same
+    assert f"models/autograd.json: key bias: committed {committed}, fresh {fresh}" in done.stdout
+
+
+@pytest.mark.e2e
+def test_one_ulp_under_another_torch_is_within_tolerance(tmp_path_factory):
+    """Results committed under another torch may differ in the last bits: within tolerance, and said why."""
+    root, env = make_clone(tmp_path_factory)
+    _nudge_committed_bias(root, "module")
+    reference = root / "reports" / "environment.json"
+    data = json.loads(reference.read_text())
+    now_torch, data["torch"] = data["torch"], "2.12.0+cpu"
+    reference.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    done, report = _check(root, env)
+    assert done.returncode == check.EXIT_PASS, done.stdout + done.stderr
+    cpu = report["devices"]["cpu"]
+    assert cpu["outcome"] == check.WITHIN_TOLERANCE
+    assert cpu["explained_by"] == [f"torch: 2.12.0+cpu -> {now_torch}"]
+    assert [d["file"] for d in cpu["byte_differences"]] == ["models/module.json"]
+
+
+@pytest.mark.e2e
 def test_a_committed_curve_moved_at_epoch_7_is_drift(tmp_path_factory):
     """A committed loss value off by 1e-4 at epoch 7 is reported as drift of that backend, from epoch 7."""
     root, env = make_clone(tmp_path_factory)
@@ -63,6 +150,7 @@ def test_a_committed_curve_moved_at_epoch_7_is_drift(tmp_path_factory):
     assert "moved: autograd train_mse" in (root / "reports" / "check.md").read_text()
 
 
+@pytest.mark.e2e
 def test_results_from_a_learning_rate_off_by_a_tenth_of_a_percent_are_drift(tmp_path_factory):
     """Committed results made with lr x 1.001 (say, by another torch) no longer match a fresh run."""
     root, env = make_clone(tmp_path_factory)
@@ -80,6 +168,7 @@ def test_results_from_a_learning_rate_off_by_a_tenth_of_a_percent_are_drift(tmp_
     assert all(drift[b]["weights"]["passed"] is False for b in params.train.backends)
 
 
+@pytest.mark.e2e
 def test_changed_parameter_without_updated_lock_is_stale(tmp_path_factory):
     root, env = make_clone(tmp_path_factory)
     params = root / "params.yaml"
@@ -92,6 +181,7 @@ def test_changed_parameter_without_updated_lock_is_stale(tmp_path_factory):
     assert report["devices"] == {}  # nothing was run
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the error shown when no GPU is present")
 def test_cuda_without_a_gpu_is_a_clear_error(tmp_path_factory):
     root, env = make_clone(tmp_path_factory)

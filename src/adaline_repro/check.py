@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from adaline_repro.byte_diff import FirstDifference, differing_files
 from adaline_repro.compare import BackendOutputs, PairResult, compare_pair, load_outputs
 from adaline_repro.files import atomic_write_text, json_text, read_json
-from adaline_repro.fingerprint import differences, fingerprint
+from adaline_repro.fingerprint import Difference, differences, fingerprint
 from adaline_repro.layout import ResultDirs
 from adaline_repro.params import CompareParams, Params
 from adaline_repro.worktree import copy_worktree
@@ -22,14 +23,14 @@ from adaline_repro.worktree import copy_worktree
 EXIT_PASS = 0
 EXIT_DIFFER = 1  # the backends differ (the compare stage failed)
 EXIT_INPUT = 2  # the check was asked for something impossible (cuda without a GPU)
-EXIT_DRIFT = 4  # fresh results moved away from the committed ones
+EXIT_DRIFT = 4  # fresh results moved away from the committed ones, or changed bytes nothing explains
 EXIT_STALE = 5  # params.yaml or the code changed, dvc.lock was not updated
 EXIT_BROKEN = 6  # set-up failed or a stage crashed
 
 # The committed results' folders, as dvc.yaml's stages write them (tests/test_check.py keeps them in step).
 RESULTS = ResultDirs.under(Path())
 RESULT_FOLDERS = tuple(str(getattr(RESULTS, f.name)) for f in fields(RESULTS))
-REFERENCE_FILES = ("dvc.lock", "reports/compare.json", "reports/compare.md", "reports/loss_curves.png")
+REFERENCE_FILES = ("reports/compare.json", "reports/compare.md", "reports/loss_curves.png", "dvc.lock")
 ENVIRONMENT = "reports/environment.json"
 REPORT_JSON, REPORT_MD = "reports/check.json", "reports/check.md"
 _STATUS = {
@@ -39,6 +40,11 @@ _STATUS = {
     EXIT_STALE: "stale",
     EXIT_BROKEN: "broken",
 }
+
+# A device run's fresh results against the committed ones.
+IDENTICAL = "identical"  # the same bytes
+WITHIN_TOLERANCE = "within tolerance"  # other bytes, explained by the device or the environment, and close
+DRIFT = "drift"  # anything else: a finding
 
 
 class CheckError(RuntimeError):
@@ -55,6 +61,9 @@ class DeviceRun:
     lock_identical: bool | None = None  # the fresh dvc.lock equals the committed one byte for byte
     results: list[BackendOutputs] = field(default_factory=list)
     drift: list[PairResult] = field(default_factory=list)
+    byte_differences: list[FirstDifference] = field(default_factory=list)
+    outcome: str | None = None  # IDENTICAL, WITHIN_TOLERANCE or DRIFT, once compared
+    explained_by: list[str] = field(default_factory=list)  # why other bytes are expected here
 
     @property
     def broken(self) -> bool:
@@ -120,12 +129,41 @@ def drift(reference: list[BackendOutputs], fresh: list[BackendOutputs], tol: Com
     return [compare_pair(ref, new, tol) for ref, new in zip(reference, fresh, strict=True)]
 
 
+def result_files(*roots: Path) -> list[str]:
+    """The result files below any of `roots`, relative to it: result folders first, dvc.lock last."""
+    names: dict[str, None] = {}
+    for folder in RESULT_FOLDERS:
+        found = {str(p.relative_to(r)) for r in roots for p in (r / folder).rglob("*") if p.is_file()}
+        names.update(dict.fromkeys(sorted(found)))
+    names.update(dict.fromkeys(n for n in REFERENCE_FILES if any((r / n).is_file() for r in roots)))
+    return list(names)
+
+
+def explanations(run_device: str, reference_device: str | None, env_diffs: list[Difference]) -> list[str]:
+    """What makes other bytes expected: another device than the committed results', or a fingerprint
+    difference that the CPU pins cannot cover (architecture, library versions, the pins themselves)."""
+    reasons = []
+    if reference_device is not None and run_device != reference_device:
+        reasons.append(f"device: committed results from {reference_device}, this run on {run_device}")
+    return reasons + [str(d) for d in env_diffs if d.explains_bytes]
+
+
+def outcome(byte_differences: list[FirstDifference], explained_by: list[str], drift: list[PairResult]) -> str:
+    """IDENTICAL for the same bytes; other bytes are WITHIN_TOLERANCE only when something explains them and
+    every value is within the compare tolerances; else DRIFT."""
+    if not byte_differences:
+        return IDENTICAL
+    if explained_by and all(p.passed for p in drift):
+        return WITHIN_TOLERANCE
+    return DRIFT
+
+
 def exit_code(runs: list[DeviceRun], cross: list[PairResult]) -> int:
     if any(r.broken for r in runs):
         return EXIT_BROKEN
     if any(r.compare_passed is False for r in runs) or not all(p.passed for p in cross):
         return EXIT_DIFFER
-    if not all(p.passed for r in runs for p in r.drift):
+    if any(r.outcome == DRIFT for r in runs):
         return EXIT_DRIFT
     return EXIT_PASS
 
@@ -154,6 +192,9 @@ def report(
             r.device: {
                 "returncode": r.returncode,
                 "compare_passed": r.compare_passed,
+                "outcome": r.outcome,
+                "explained_by": r.explained_by,
+                "byte_differences": [d.as_dict() for d in r.byte_differences],
                 "drift": {p.a: {d.quantity: d.as_dict() for d in p.differences} for p in r.drift},
                 "log_tail": r.log_tail if r.returncode else "",
             }
@@ -163,7 +204,7 @@ def report(
         "environment": {
             "reference": env_ref,
             "now": env_now,
-            "differences": differences(env_ref, env_now) if env_ref else ["no committed environment.json"],
+            "differences": [str(d) for d in differences(env_ref, env_now)] if env_ref else [NO_REFERENCE],
         },
     }
     md = [f"# Reproducibility check: {_STATUS[code]}", ""]
@@ -173,8 +214,8 @@ def report(
     for r in runs:
         verdict = {True: "backends agree", False: "BACKENDS DIFFER", None: "BROKEN RUN"}[r.compare_passed]
         md += [f"## {r.device}: {verdict}", ""]
-        if r.lock_identical is not None:
-            md += [f"Fresh dvc.lock {'identical to' if r.lock_identical else 'differs from'} the committed one.", ""]
+        if r.outcome is not None:
+            md += _outcome_lines(r)
         if r.broken:
             md += ["```", r.log_tail.strip(), "```", ""]
         if r.drift:
@@ -184,12 +225,39 @@ def report(
     if cross:
         md += ["## Across devices", "", *_pairs_table(cross, runs[0].device, runs[1].device), ""]
     md += ["## Environment", "", "| | committed | now |", "|---|---|---|"]
-    for key in ("python", "torch", "numpy", "platform", "torch_cpu_capability", "torch_threads"):
-        md.append(f"| {key} | {(env_ref or {}).get(key, '-')} | {env_now.get(key)} |")
-    md.append(f"| cpu | {(env_ref or {}).get('cpu', '-')} | {env_now.get('cpu')} |")
-    md.append(f"| cuda | {(env_ref or {}).get('cuda', '-')} | {env_now.get('cuda')} |")
+    for key in _ENVIRONMENT_ROWS:
+        md.append(f"| {key} | {_leaf(env_ref, key) if env_ref else '-'} | {_leaf(env_now, key)} |")
     md += ["", "Differences: " + ("; ".join(data["environment"]["differences"]) or "none")]
     return data, "\n".join(md) + "\n"
+
+
+NO_REFERENCE = "no committed environment.json"
+_ENVIRONMENT_ROWS = (
+    "python", "torch", "numpy", "architecture", "platform", "cpu.model", "cpu.flags", "cpu_pins.enabled",
+    "cpu_kernels.aten_capability", "cpu_kernels.torch_threads", "cpu_kernels.mkl.version",
+    "cpu_kernels.mkl.code_path", "cpu_kernels.mkl.cnr", "cpu_kernels.mkl.threads", "cpu_kernels.onednn.calls",
+    "cuda.available", "cuda.device",
+)  # fmt: skip
+
+
+def _leaf(data: dict, dotted: str) -> object:
+    for key in dotted.split("."):
+        data = data.get(key, "-") if isinstance(data, dict) else "-"
+    return data
+
+
+def _outcome_lines(r: DeviceRun) -> list[str]:
+    if r.outcome == IDENTICAL:
+        return ["**Identical**: every committed result file, dvc.lock included, has the same bytes.", ""]
+    lines = [f"**{r.outcome.capitalize()}**: {len(r.byte_differences)} committed files have other bytes."]
+    if r.outcome == WITHIN_TOLERANCE:
+        lines.append("Expected, because: " + "; ".join(r.explained_by) + ". Every value is within tolerance.")
+    elif r.explained_by:
+        lines.append("Values moved beyond the tolerances although other bytes were expected: "
+                     + "; ".join(r.explained_by) + ".")  # fmt: skip
+    else:
+        lines.append("Nothing explains them: same architecture, libraries and CPU pins as the committed results.")
+    return [*lines, "", *(f"- {d}" for d in r.byte_differences), ""]
 
 
 def update_reference(repo: Path, run: DeviceRun, env_now: dict) -> list[str]:
@@ -246,6 +314,7 @@ def run_check(
         cross: list[PairResult] = []
         if not stale:
             reference = load_results(repo, params.train.backends)
+            env_diffs = differences(env_ref, env_now) if env_ref else []
             for device in devices:
                 say(f"check: running the pipeline from scratch on {device} in {scratch}")
                 run = run_device(scratch, device, env, params)
@@ -253,6 +322,9 @@ def run_check(
                     run.drift = drift(reference, run.results, params.compare)
                     fresh_lock = (run.results_root / "dvc.lock").read_bytes()
                     run.lock_identical = fresh_lock == (repo / "dvc.lock").read_bytes()
+                    run.byte_differences = differing_files(repo, run.results_root, result_files(repo, run.results_root))
+                    run.explained_by = explanations(run.results[0].device, reference[0].device, env_diffs)
+                    run.outcome = outcome(run.byte_differences, run.explained_by, run.drift)
                 runs.append(run)
             if len(runs) == 2 and all(r.results for r in runs):
                 cross = drift(runs[0].results, runs[1].results, params.compare)
