@@ -27,12 +27,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from adaline_repro import sweep  # noqa: E402
+from adaline_repro import cpu_pins, sweep  # noqa: E402
 from adaline_repro.postgres import free_port  # noqa: E402
 from adaline_repro.worktree import copy_worktree  # noqa: E402
 
 SCRIPT = REPO / "bench" / "single_script.py"
-SCENARIOS = ("cold", "noop", "incremental", "epochs", "sweep", "server", "step", "memory")
+SCENARIOS = ("cold", "noop", "incremental", "epochs", "sweep", "server", "step", "memory", "pins")
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -274,6 +274,27 @@ def bench_step(reps: int) -> dict:
             _, _, step_s, n = single_script.train(name, x_train, y_train, epochs, 0.01, 123)
             theirs.append(1e6 * step_s / n)
         out[name] = {"pipeline_us": summary(ours), "script_us": summary(theirs), "ratio": ratio(ours, theirs)}
+    return out
+
+
+def bench_pins(ws: Workspace, reps: int) -> dict:
+    """The train stage's own process as DVC runs it, with the CPU pins and without (ADALINE_CPU_PINS=off and
+    none of the pinned variables set), interleaved, at 20 and 2,000 epochs."""
+    train = _stage_commands(ws.root)["train"]
+    unpinned = {k: v for k, v in ws.env.items() if k not in cpu_pins.PINS}
+    unpinned[cpu_pins.SWITCH] = cpu_pins.OFF
+    out = {}
+    for epochs in (20, 2000):
+        ws.set_param("epochs", str(epochs))
+        ws.run(["./pipeline", "repro"])
+        t = interleave(
+            reps,
+            pinned=lambda: ws.run(["bash", "-c", train], dvc_root=True),
+            unpinned=lambda: ws.run(["bash", "-c", train], dvc_root=True, env=unpinned),
+        )
+        out[str(epochs)] = {**{k: summary(v) for k, v in t.items()}, "pinned_over_unpinned": ratio(*t.values())}
+    ws.set_param("epochs", "20")
+    ws.run(["./pipeline", "repro"])
     return out
 
 
