@@ -22,8 +22,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
@@ -278,9 +276,9 @@ def bench_step(reps: int) -> dict:
 
 
 def bench_pins(ws: Workspace, reps: int) -> dict:
-    """The train stage's own process as DVC runs it, with the CPU pins and without (ADALINE_CPU_PINS=off and
-    none of the pinned variables set), interleaved, at 20 and 2,000 epochs."""
-    train = _stage_commands(ws.root)["train"]
+    """The train stages' own processes as DVC runs them, one after the other, with the CPU pins and without
+    (ADALINE_CPU_PINS=off and none of the pinned variables set), interleaved, at 20 and 2,000 epochs."""
+    train = " && ".join(cmd for name, cmd in _stage_commands(ws.root).items() if name.startswith("train@"))
     unpinned = {k: v for k, v in ws.env.items() if k not in cpu_pins.PINS}
     unpinned[cpu_pins.SWITCH] = cpu_pins.OFF
     out = {}
@@ -299,8 +297,11 @@ def bench_pins(ws: Workspace, reps: int) -> dict:
 
 
 def _stage_commands(root: Path) -> dict[str, str]:
-    """Stage name -> command, as dvc.yaml gives them."""
-    return {name: spec["cmd"] for name, spec in yaml.safe_load((root / "dvc.yaml").read_text())["stages"].items()}
+    """Stage name -> command, as DVC resolves dvc.yaml (train@<backend> for each of train.backends)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return {stage.addressing: stage.cmd for stage in repo.index.stages}
 
 
 def bench_memory(ws: Workspace) -> dict:

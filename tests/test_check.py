@@ -159,7 +159,8 @@ def test_results_from_a_learning_rate_off_by_a_tenth_of_a_percent_are_drift(tmp_
     run_cmd(["./pipeline", "repro", "prepare"], root, env)  # the prepared data the stages use
     prepared = root / "data" / "prepared"
     dirs = ResultDirs.under(root)
-    train.run(prepared / "train.csv", dirs, shifted)
+    for backend in params.train.backends:
+        train.run(backend, prepared / "train.csv", dirs.model(backend), dirs.curve(backend), shifted)
     evaluate.run(dirs, params.train.backends, prepared / "train.csv", prepared / "test.csv", params.evaluate)
     done, report = _check(root, env)
     assert done.returncode == check.EXIT_DRIFT, done.stdout + done.stderr

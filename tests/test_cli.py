@@ -15,7 +15,9 @@ def test_options_after_test_reach_pytest(capfd):
 def test_a_missing_input_is_one_line_and_exit_2(tmp_path, capsys):
     """A stage pointed at a file that is not there says which file, without a traceback, and exits 2."""
     missing = tmp_path / "train.csv"
-    code = main(["train", "--train", str(missing), "--models", str(tmp_path / "m"), "--curves", str(tmp_path / "c")])
+    model, curve = tmp_path / "m.json", tmp_path / "c.csv"
+    code = main(["train", "--backend", "manual", "--train", str(missing), "--model", str(model), "--curve", str(curve)])
     assert code == 2
     assert capsys.readouterr().err == f"error: [Errno 2] No such file or directory: '{missing}'\n"
-    assert not (tmp_path / "m").exists()
+    assert not model.exists()
+    assert not curve.exists()

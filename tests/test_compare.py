@@ -25,7 +25,7 @@ from .conftest import REPO, stored_runs
 def _outputs(tmp_path, name, result, data_dir, train_table, params) -> BackendOutputs:
     """Write a training result (as backend `name`) the way the stages do, then read it back as compare does."""
     dirs = ResultDirs.under(tmp_path)
-    write_result(dataclasses.replace(result, backend=name), train_table.features, dirs)
+    write_result(dataclasses.replace(result, backend=name), train_table.features, dirs.model(name), dirs.curve(name))
     evaluate.run(dirs, (name,), data_dir / "train.csv", data_dir / "test.csv", params.evaluate)
     return BackendOutputs(**{**load_outputs(name, dirs).__dict__, "backend": result.backend})
 

@@ -10,15 +10,20 @@ from pathlib import Path
 import pytest
 import yaml
 
+from adaline_repro.backends import BACKENDS
+from adaline_repro.train import orders_digest, shuffle_orders
+
 from .conftest import REPO
 
 # What each stage's command runs, as code to import in a fresh interpreter.
 STAGE_CODE = {
     "fetch": "import adaline_repro.fetch",
     "prepare": "import adaline_repro.prepare",
-    # train first checks that a tracking server answers (preflight), then trains.
-    "train": "import adaline_repro.preflight, adaline_repro.train, adaline_repro.backends as b; "
-    "[b.get(n) for n in b.BACKENDS]",
+    # train@<backend> first checks that a tracking server answers (preflight), then trains that backend.
+    **{
+        f"train@{name}": f"import adaline_repro.preflight, adaline_repro.train as t; t.backends.get({name!r})"
+        for name in BACKENDS
+    },
     "evaluate": "import adaline_repro.evaluate",
     # track draws the figure in a second process (figures) while it imports MLflow (tracking).
     "track": "import adaline_repro.track, adaline_repro.tracking, adaline_repro.figures, adaline_repro.model",
@@ -49,7 +54,18 @@ def _imported(code: str) -> tuple[set[str], set[str]]:
 
 
 def _stages() -> dict:
-    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    """dvc.yaml's stages, each matrix expanded over every registered backend as DVC expands it over
+    train.backends (so a backend outside today's params.yaml is checked too)."""
+    stages = {}
+    for name, spec in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].items():
+        if "matrix" not in spec:
+            stages[name] = spec
+            continue
+        assert spec["matrix"] == {"backend": "${train.backends}"}
+        for backend in BACKENDS:
+            deps = [d.replace("${item.backend}", backend) for d in spec["deps"]]
+            stages[f"{name}@{backend}"] = {**spec, "deps": deps}
+    return stages
 
 
 @pytest.mark.parametrize("stage", sorted(STAGE_CODE))
@@ -69,7 +85,7 @@ def test_every_stage_is_covered():
     [
         ("fetch", set()),
         ("prepare", set()),  # torch's split and statistics, replicated in numpy
-        ("train", {"torch"}),
+        *((f"train@{name}", {"torch"}) for name in BACKENDS),
         ("evaluate", set()),
         ("compare", set()),
         ("track", {"mlflow", "pandas", "pydantic"}),  # MLflow's own imports
@@ -81,12 +97,32 @@ def test_stages_import_only_what_they_need(stage, allowed):
     assert heavy <= allowed
 
 
-def test_training_manual_does_not_pay_for_the_optimizer():
-    """Building a torch.optim optimizer imports torch._dynamo (~2 s); only the module backend needs one."""
+# torch.optim's first optimizer imports torch._dynamo (seconds); only the module backend builds one.
+_NEEDS_DYNAMO = {"module"}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_each_train_stage_pays_only_for_its_backend_and_draws_the_same_shuffles(backend, data_dir, params, tmp_path):
+    """The stage's own command in a fresh process: torch._dynamo is imported only where the backend needs it,
+    and the shuffle orders it prints are those every other backend's stage draws from train.seed."""
+    args = [
+        "train",
+        "--params",
+        str(REPO / "params.yaml"),
+        "--backend",
+        backend,
+        "--train",
+        str(data_dir / "train.csv"),
+    ]
+    args += ["--model", str(tmp_path / "model.json"), "--curve", str(tmp_path / "curve.csv")]
     code = (
-        "import sys, torch, adaline_repro.backends as b\n"
-        "b.get('manual')(2, 0.01, torch.float32, torch.device('cpu'))\n"
-        "b.get('autograd')(2, 0.01, torch.float32, torch.device('cpu'))\n"
-        "print('torch._dynamo' in sys.modules)"
+        "import sys\nfrom adaline_repro import cli\n"
+        f"assert cli.main({args!r}) == 0\n"
+        "print('dynamo', 'torch._dynamo' in sys.modules)"
     )
-    assert _python(code).strip() == "False"
+    out = _python(code).splitlines()
+    assert out[-1] == f"dynamo {backend in _NEEDS_DYNAMO}"
+    n = len((data_dir / "train.csv").read_text().splitlines()) - 1
+    expected = orders_digest(shuffle_orders(n, params.train.epochs, params.train.seed))
+    assert out[0].startswith(f"train@{backend}: ")
+    assert out[0].endswith(f", shuffle orders {expected}")

@@ -73,7 +73,7 @@ def test_an_interrupted_training_changes_nothing_and_the_next_repro_completes(cl
     assert "RUNNING" not in {r.info.status for r in runs}
 
     done = run_cmd(["./pipeline", "repro"], root, env)  # the same change, this time to the end
-    assert "Running stage 'train'" in done.stdout
+    assert "Running stage 'train@manual'" in done.stdout
     assert len(stored_runs(env["MLFLOW_TRACKING_URI"])) == len(runs_before) + 4
 
 

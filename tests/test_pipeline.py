@@ -103,6 +103,48 @@ def test_a_tolerance_change_re_runs_compare_alone(first_repro):
     assert len(stored_runs(env["MLFLOW_TRACKING_URI"])) == before
 
 
+def _ran(done) -> list[str]:
+    return [line.split("'")[1] for line in done.stdout.splitlines() if line.startswith("Running stage")]
+
+
+def test_a_change_to_one_backend_retrains_that_backend_alone(first_repro):
+    """DVC knows which backend a change concerns: editing backends/module.py re-runs train@module only (its
+    outputs keep their bytes, so nothing downstream has to follow)."""
+    root, env, _, _ = first_repro
+    module = root / "src" / "adaline_repro" / "backends" / "module.py"
+    with edited(module, '"""torch.nn.Linear', '"""A backend: torch.nn.Linear'):
+        done = run_cmd(["./pipeline", "repro"], root, env)
+        assert _ran(done) == ["train@module"]
+    assert _ran(run_cmd(["./pipeline", "repro"], root, env)) == ["train@module"]
+
+
+def test_one_train_stage_can_be_reproduced_alone(first_repro):
+    """`./pipeline repro -f -s train@autograd` retrains that backend and gives the same bytes."""
+    root, env, _, _ = first_repro
+    model = root / "models" / "autograd.json"
+    before = model.read_bytes()
+    done = run_cmd(["./pipeline", "repro", "-f", "-s", "train@autograd"], root, env)
+    assert _ran(done) == ["train@autograd"]
+    assert model.read_bytes() == before
+
+
+def test_a_shorter_backend_list_neither_runs_nor_needs_the_missing_stage(first_repro):
+    """train.backends: [manual, module] generates two train stages; evaluate, compare and track follow the
+    list, nothing is retrained, and the autograd stage is neither run nor required."""
+    root, env, _, _ = first_repro
+    venv_env = {**env, "PATH": f"{REPO}/.venv/bin:{env['PATH']}"}
+    with edited(root / "params.yaml", "backends: [manual, autograd, module]", "backends: [manual, module]"):
+        stages = run_cmd(["dvc", "stage", "list", "--name-only"], root, venv_env).stdout.split()
+        assert [s for s in stages if s.startswith("train@")] == ["train@manual", "train@module"]
+        done = run_cmd(["./pipeline", "repro"], root, env)
+        assert _ran(done) == ["evaluate", "compare", "track"]
+        report = json.loads((root / "reports" / "compare.json").read_text())
+        assert report["passed"] is True
+        assert list(report["pairs"]) == ["manual~module"]
+    done = run_cmd(["./pipeline", "repro"], root, env)
+    assert "train@" not in " ".join(_ran(done))
+
+
 def test_invalid_parameter_is_one_line_and_logs_nothing(first_repro):
     root, env, _, _ = first_repro
     before = len(stored_runs(env["MLFLOW_TRACKING_URI"]))

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from adaline_repro import train as train_mod
+from adaline_repro.backends import BACKENDS
 from adaline_repro.files import read_csv
 from adaline_repro.layout import ResultDirs
 from adaline_repro.params import replace
@@ -45,7 +46,8 @@ def test_written_outputs_are_deterministic(tmp_path, train_table, params):
     texts = []
     for i in range(2):
         dirs = ResultDirs.under(tmp_path / str(i))
-        train_mod.write_result(train("manual", train_table, params.train), train_table.features, dirs)
+        result = train("manual", train_table, params.train)
+        train_mod.write_result(result, train_table.features, dirs.model("manual"), dirs.curve("manual"))
         texts.append((dirs.model("manual").read_bytes(), dirs.curve("manual").read_bytes()))
     assert texts[0] == texts[1]
     header, rows = read_csv(ResultDirs.under(tmp_path / "0").curve("manual"))
@@ -54,15 +56,30 @@ def test_written_outputs_are_deterministic(tmp_path, train_table, params):
     assert json.loads(texts[0][0])["features"] == ["sepal_width", "petal_length"]
 
 
-def test_the_stage_trains_every_backend_as_if_each_ran_alone(tmp_path, data_dir, train_table, params):
-    """One process for all backends changes nothing: each result equals that backend trained on its own."""
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_stage_writes_what_training_that_backend_gives(backend, tmp_path, data_dir, train_table, params):
+    """The train stage's run: the model and curve files of exactly that backend's training."""
     dirs = ResultDirs.under(tmp_path)
-    results = train_mod.run(data_dir / "train.csv", dirs, params.train)
-    assert [r.backend for r in results] == list(params.train.backends)
-    for result in results:
-        assert result == train(result.backend, train_table, params.train)
-        assert json.loads(dirs.model(result.backend).read_text())["backend"] == result.backend
-        assert dirs.curve(result.backend).exists()
+    result, orders = train_mod.run(
+        backend, data_dir / "train.csv", dirs.model(backend), dirs.curve(backend), params.train
+    )
+    assert result == train(backend, train_table, params.train)
+    assert orders == train_mod.orders_digest(shuffle_orders(len(train_table.y), params.train.epochs, params.train.seed))
+    assert json.loads(dirs.model(backend).read_text())["backend"] == backend
+    assert [float(r[1]) for r in read_csv(dirs.curve(backend))[1]] == result.losses
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_deterministic_algorithms_change_nothing_on_the_cpu(backend, train_table, params):
+    """The flag is set on CUDA only: on the CPU every backend gives the same bytes with and without it."""
+    assert not torch.are_deterministic_algorithms_enabled()
+    without = train(backend, train_table, params.train)
+    torch.use_deterministic_algorithms(True)
+    try:
+        with_flag = train(backend, train_table, params.train)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert with_flag == without
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error shown when no GPU is present")

@@ -79,11 +79,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     params = _params(args)
     _check_store_answers()  # before minutes of training, not after them at the track stage
-    for result in train.run(args.train, _dirs(args), params.train):
-        print(
-            f"train@{result.backend}: {len(result.losses)} epochs on {result.device}, "
-            f"final train_mse {result.losses[-1]}"
-        )
+    result, orders = train.run(args.backend, args.train, args.model, args.curve, params.train)
+    print(
+        f"train@{result.backend}: {len(result.losses)} epochs on {result.device}, "
+        f"final train_mse {result.losses[-1]}, shuffle orders {orders}"
+    )
     return 0
 
 
@@ -411,10 +411,10 @@ def _parser() -> argparse.ArgumentParser:
         for name in ("raw", "train", "test", "figure", "marker"):
             p.add_argument(f"--{name}", type=Path, required=True)
 
-    p = stage("train", cmd_train, "stage: train every backend")
-    p.add_argument("--train", type=Path, required=True)
-    results(p, "models", "curves")
-    p.set_defaults(predictions_dir=None, metrics_dir=None)
+    p = stage("train", cmd_train, "stage: train one backend (dvc.yaml has one stage per backend)")
+    p.add_argument("--backend", required=True, help="a name from train.backends")
+    for name in ("train", "model", "curve"):
+        p.add_argument(f"--{name}", type=Path, required=True)
 
     p = stage("evaluate", cmd_evaluate, "stage: predictions and accuracies of every backend")
     results(p, "models", "curves", "predictions", "metrics")

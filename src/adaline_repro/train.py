@@ -1,10 +1,12 @@
-"""Train stage: seeded minibatch SGD of every backend in one process, with the per-epoch training MSE.
+"""Train stage: seeded minibatch SGD of one backend, with the per-epoch training MSE.
 
-One process for all backends: torch's import and deterministic-mode setup (seconds) are paid once.
+DVC runs one such stage per backend (train@manual, ...), each a process of its own that draws the same
+shuffle orders from train.seed and imports only what its backend needs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from dataclasses import dataclass
@@ -17,7 +19,6 @@ from adaline_repro import backends
 from adaline_repro.backends import Backend
 from adaline_repro.dataset import Table, read_table
 from adaline_repro.files import exact_float, float_text, write_csv, write_json
-from adaline_repro.layout import ResultDirs
 from adaline_repro.params import TrainParams
 
 CURVE_HEADER = ("epoch", "train_mse")
@@ -47,7 +48,10 @@ def resolve_device(requested: str) -> torch.device:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    torch.use_deterministic_algorithms(True)
+        # On CUDA some kernels (atomics in reductions) are nondeterministic unless told otherwise. The CPU ops
+        # used here are deterministic without it (tests/test_train.py shows the same bytes either way), and
+        # the flag imports torch._dynamo: seconds in every train stage, for nothing.
+        torch.use_deterministic_algorithms(True)
     return torch.device(requested)
 
 
@@ -59,6 +63,14 @@ def shuffle_orders(n: int, epochs: int, seed: int) -> list[torch.Tensor]:
     """
     generator = torch.Generator().manual_seed(seed)
     return [torch.randperm(n, generator=generator) for _ in range(epochs)]
+
+
+def orders_digest(orders: list[torch.Tensor]) -> str:
+    """A short stable digest of the shuffle orders, printed by each train stage so runs can be compared."""
+    digest = hashlib.sha256()
+    for order in orders:
+        digest.update(order.numpy().astype("<i8").tobytes())
+    return digest.hexdigest()[:16]
 
 
 def fit(backend: Backend, x: torch.Tensor, y: torch.Tensor, orders: list[torch.Tensor], batch_size: int) -> list[float]:
@@ -102,9 +114,9 @@ def train(
     )
 
 
-def write_result(result: TrainResult, features: tuple[str, ...], dirs: ResultDirs) -> None:
+def write_result(result: TrainResult, features: tuple[str, ...], model: Path, curve: Path) -> None:
     write_json(
-        dirs.model(result.backend),
+        model,
         {
             "backend": result.backend,
             "bias": result.bias,
@@ -115,19 +127,18 @@ def write_result(result: TrainResult, features: tuple[str, ...], dirs: ResultDir
         },
     )
     write_csv(
-        dirs.curve(result.backend),
+        curve,
         CURVE_HEADER,
         ((epoch, float_text(loss, result.dtype)) for epoch, loss in enumerate(result.losses, start=1)),
     )
 
 
-def run(train_csv: Path, dirs: ResultDirs, params: TrainParams) -> list[TrainResult]:
-    """Train every backend of params.backends, in order, on the same shuffle orders; write each one's files."""
+def run(backend: str, train_csv: Path, model: Path, curve: Path, params: TrainParams) -> tuple[TrainResult, str]:
+    """Train one backend on the shuffle orders drawn from params.seed; write its model and loss curve.
+
+    Returns the result and the orders' digest (the same in every backend's stage)."""
     table = read_table(train_csv)
     orders = shuffle_orders(len(table.y), params.epochs, params.seed)
-    results = []
-    for name in params.backends:
-        result = train(name, table, params, orders)
-        write_result(result, table.features, dirs)
-        results.append(result)
-    return results
+    result = train(backend, table, params, orders)
+    write_result(result, table.features, model, curve)
+    return result, orders_digest(orders)
