@@ -30,7 +30,7 @@ from adaline_repro.postgres import free_port  # noqa: E402
 from adaline_repro.worktree import copy_worktree  # noqa: E402
 
 SCRIPT = REPO / "bench" / "single_script.py"
-SCENARIOS = ("cold", "noop", "incremental", "epochs", "sweep", "server", "step", "memory", "pins")
+SCENARIOS = ("cold", "noop", "incremental", "epochs", "sweep", "server", "step", "memory", "pins", "backend")
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -46,8 +46,8 @@ def ratio(a: list[float], b: list[float]) -> dict[str, float]:
 class Workspace:
     """A scratch copy with the repository's venv, its own store, data in place."""
 
-    def __init__(self) -> None:
-        self.root = copy_worktree(REPO, Path(tempfile.mkdtemp(prefix="adaline-bench-")))
+    def __init__(self, source: Path = REPO) -> None:
+        self.root = copy_worktree(source, Path(tempfile.mkdtemp(prefix="adaline-bench-")))
         venv = Path(os.environ.get("ADALINE_VENV", REPO / ".venv"))
         self.env = {
             **os.environ,
@@ -91,18 +91,67 @@ def interleave(reps: int, **runs: Callable[[], float]) -> dict[str, list[float]]
 
 
 def bench_cold(ws: Workspace, reps: int) -> dict:
+    """`dvc repro --force` against the script, and the floor a stage per backend allows, in the same run:
+    the script, plus one `import torch` and DVC's cost per stage for each train stage past the first.
+    DVC's cost per stage is the cold run less its stage processes (each timed as DVC runs it), per stage."""
     script = [sys.executable, str(SCRIPT)]
+    commands = _stage_commands(ws.root)
+    trains = sum(name.startswith("train@") for name in commands)
+
+    def stages() -> float:
+        (ws.root / ".tracking" / "logged.json").unlink(missing_ok=True)  # as DVC does before track runs
+        return sum(ws.run(["bash", "-c", cmd], dvc_root=True) for cmd in commands.values())
+
     t = interleave(
         reps,
         pipeline=lambda: ws.run(["dvc", "repro", "--force"]),
         script=lambda: ws.run(script),
         script_no_mlflow=lambda: ws.run([*script, "--no-mlflow"]),
+        import_torch=lambda: ws.run([sys.executable, "-c", "import torch"]),
+        stage_processes=stages,
     )
+    dvc_per_stage = [(p - s) / len(commands) for p, s in zip(t["pipeline"], t["stage_processes"], strict=True)]
+    floor = [
+        script + (trains - 1) * (torch + dvc)
+        for script, torch, dvc in zip(t["script"], t["import_torch"], dvc_per_stage, strict=True)
+    ]
     return {
         **{k: summary(v) for k, v in t.items()},
+        "dvc_per_stage": summary(dvc_per_stage),
+        "floor": summary(floor),
         "ratio_vs_script": ratio(t["pipeline"], t["script"]),
         "ratio_vs_script_no_mlflow": ratio(t["pipeline"], t["script_no_mlflow"]),
+        "ratio_vs_floor": ratio(t["pipeline"], floor),
     }
+
+
+def bench_backend(ws: Workspace, reps: int, baseline: str | None) -> dict:
+    """A change to backends/module.py alone, then `./pipeline repro`: here only train@module re-runs. With
+    --baseline REV, the same change in a copy of the repository at REV, interleaved (A B A B)."""
+    workspaces = {"pipeline": ws}
+    if baseline:
+        source = Path(tempfile.mkdtemp(prefix="adaline-bench-baseline-"))
+        subprocess.run(["git", "worktree", "add", "--detach", str(source), baseline], cwd=REPO, check=True)
+        workspaces["baseline"] = Workspace(source)
+        subprocess.run(["git", "worktree", "remove", "--force", str(source)], cwd=REPO, check=True)
+    state = dict.fromkeys(workspaces, 0)
+
+    def change_module(name: str) -> float:
+        state[name] += 1
+        module = workspaces[name].root / "src" / "adaline_repro" / "backends" / "module.py"
+        text = module.read_text().removesuffix("# bench\n")
+        module.write_text(text + ("# bench\n" if state[name] % 2 else ""))  # each run a real change
+        return workspaces[name].run(["./pipeline", "repro"])
+
+    try:
+        t = interleave(reps, **{name: (lambda n=name: change_module(n)) for name in workspaces})
+    finally:
+        if "baseline" in workspaces:
+            workspaces["baseline"].close()
+    out = {k: summary(v) for k, v in t.items()}
+    if "baseline" in t:
+        out["pipeline_over_baseline"] = ratio(t["pipeline"], t["baseline"])
+    return out
 
 
 def bench_noop(ws: Workspace, reps: int) -> dict:
@@ -301,7 +350,7 @@ def _stage_commands(root: Path) -> dict[str, str]:
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
-        return {stage.addressing: stage.cmd for stage in repo.index.stages}
+        return {stage.name: stage.cmd for stage in repo.index.stages}
 
 
 def bench_memory(ws: Workspace) -> dict:
@@ -326,6 +375,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--only", default=",".join(SCENARIOS))
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
+    parser.add_argument("--baseline", metavar="REV", help="backend scenario: also measure the repository at REV")
     args = parser.parse_args()
     wanted = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(wanted) - set(SCENARIOS)
@@ -342,6 +392,8 @@ def main() -> None:
             print(f"bench: {name} ...", file=sys.stderr, flush=True)
             if name == "step":
                 results[name] = bench_step(args.reps)
+            elif name == "backend":
+                results[name] = bench_backend(ws, args.reps, args.baseline)
             elif name == "memory":
                 results[name] = bench_memory(ws)
             else:
