@@ -90,10 +90,21 @@ def interleave(reps: int, **runs: Callable[[], float]) -> dict[str, list[float]]
     return times
 
 
-def bench_cold(ws: Workspace, reps: int) -> dict:
+def baseline_workspace(rev: str) -> Workspace:
+    """A workspace of the repository as it was at `rev` (a commit, branch or tag), with this venv."""
+    source = Path(tempfile.mkdtemp(prefix="adaline-bench-baseline-"))
+    subprocess.run(["git", "worktree", "add", "-q", "--detach", str(source), rev], cwd=REPO, check=True)
+    try:
+        return Workspace(source)
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(source)], cwd=REPO, check=True)
+
+
+def bench_cold(ws: Workspace, reps: int, baseline: Workspace | None = None) -> dict:
     """`dvc repro --force` against the script, and the floor a stage per backend allows, in the same run:
     the script, plus one `import torch` and DVC's cost per stage for each train stage past the first.
-    DVC's cost per stage is the cold run less its stage processes (each timed as DVC runs it), per stage."""
+    DVC's cost per stage is the cold run less its stage processes (each timed as DVC runs it), per stage.
+    With a baseline workspace (--baseline REV), its cold run too."""
     script = [sys.executable, str(SCRIPT)]
     commands = _stage_commands(ws.root)
     trains = sum(name.startswith("train@") for name in commands)
@@ -109,6 +120,7 @@ def bench_cold(ws: Workspace, reps: int) -> dict:
         script_no_mlflow=lambda: ws.run([*script, "--no-mlflow"]),
         import_torch=lambda: ws.run([sys.executable, "-c", "import torch"]),
         stage_processes=stages,
+        **({"baseline": lambda: baseline.run(["dvc", "repro", "--force"])} if baseline else {}),
     )
     dvc_per_stage = [(p - s) / len(commands) for p, s in zip(t["pipeline"], t["stage_processes"], strict=True)]
     floor = [
@@ -122,18 +134,14 @@ def bench_cold(ws: Workspace, reps: int) -> dict:
         "ratio_vs_script": ratio(t["pipeline"], t["script"]),
         "ratio_vs_script_no_mlflow": ratio(t["pipeline"], t["script_no_mlflow"]),
         "ratio_vs_floor": ratio(t["pipeline"], floor),
+        **({"baseline_ratio_vs_script": ratio(t["baseline"], t["script"])} if baseline else {}),
     }
 
 
-def bench_backend(ws: Workspace, reps: int, baseline: str | None) -> dict:
+def bench_backend(ws: Workspace, reps: int, baseline: Workspace | None = None) -> dict:
     """A change to backends/module.py alone, then `./pipeline repro`: here only train@module re-runs. With
-    --baseline REV, the same change in a copy of the repository at REV, interleaved (A B A B)."""
-    workspaces = {"pipeline": ws}
-    if baseline:
-        source = Path(tempfile.mkdtemp(prefix="adaline-bench-baseline-"))
-        subprocess.run(["git", "worktree", "add", "--detach", str(source), baseline], cwd=REPO, check=True)
-        workspaces["baseline"] = Workspace(source)
-        subprocess.run(["git", "worktree", "remove", "--force", str(source)], cwd=REPO, check=True)
+    a baseline workspace (--baseline REV), the same change there, interleaved (A B A B)."""
+    workspaces = {"pipeline": ws, **({"baseline": baseline} if baseline else {})}
     state = dict.fromkeys(workspaces, 0)
 
     def change_module(name: str) -> float:
@@ -143,11 +151,7 @@ def bench_backend(ws: Workspace, reps: int, baseline: str | None) -> dict:
         module.write_text(text + ("# bench\n" if state[name] % 2 else ""))  # each run a real change
         return workspaces[name].run(["./pipeline", "repro"])
 
-    try:
-        t = interleave(reps, **{name: (lambda n=name: change_module(n)) for name in workspaces})
-    finally:
-        if "baseline" in workspaces:
-            workspaces["baseline"].close()
+    t = interleave(reps, **{name: (lambda n=name: change_module(n)) for name in workspaces})
     out = {k: summary(v) for k, v in t.items()}
     if "baseline" in t:
         out["pipeline_over_baseline"] = ratio(t["pipeline"], t["baseline"])
@@ -375,7 +379,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--only", default=",".join(SCENARIOS))
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
-    parser.add_argument("--baseline", metavar="REV", help="backend scenario: also measure the repository at REV")
+    parser.add_argument("--baseline", metavar="REV", help="cold, backend: also measure the repository at REV")
     args = parser.parse_args()
     wanted = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(wanted) - set(SCENARIOS)
@@ -387,13 +391,14 @@ def main() -> None:
         "reps": args.reps,
     }
     ws = Workspace()
+    baseline = baseline_workspace(args.baseline) if args.baseline else None
     try:
         for name in wanted:
             print(f"bench: {name} ...", file=sys.stderr, flush=True)
             if name == "step":
                 results[name] = bench_step(args.reps)
-            elif name == "backend":
-                results[name] = bench_backend(ws, args.reps, args.baseline)
+            elif name in ("cold", "backend"):
+                results[name] = globals()[f"bench_{name}"](ws, args.reps, baseline)
             elif name == "memory":
                 results[name] = bench_memory(ws)
             else:
@@ -401,6 +406,8 @@ def main() -> None:
             print(json.dumps({name: results[name]}, indent=1), flush=True)
     finally:
         ws.close()
+        if baseline:
+            baseline.close()
     args.out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     print(f"bench: results in {args.out}", file=sys.stderr)
 
