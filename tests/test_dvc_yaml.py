@@ -76,6 +76,16 @@ def test_stage_depends_on_every_module_it_imports(stage):
     assert deps == imported, f"{stage}: declared {sorted(deps)}, imports {sorted(imported)}"
 
 
+def test_the_committed_lock_records_exactly_each_stage_s_dependencies(params):
+    """DVC does not notice a dependency removed from dvc.yaml; this does (the lock would vouch for a stale
+    list, and a forced re-run would rewrite it)."""
+    lock = yaml.safe_load((REPO / "dvc.lock").read_text())["stages"]
+    stages = {n: s for n, s in _stages().items() if "@" not in n or n.split("@")[1] in params.train.backends}
+    assert set(lock) == set(stages)
+    for name, spec in stages.items():
+        assert {d["path"] for d in lock[name]["deps"]} == set(spec["deps"]), name
+
+
 def test_every_stage_is_covered():
     assert set(_stages()) == set(STAGE_CODE)
 

@@ -3,7 +3,8 @@ machine can be forced into, both vendors' MKL paths included; without them, the 
 
 One machine plays both vendors: a shim preloaded into the training process answers MKL's vendor questions
 as an Intel or an AMD Zen CPU would (tests/mkl_vendor_shim.c), and MKL_ENABLE_INSTRUCTIONS narrows its
-Intel path. Each configuration trains every backend in a process of its own, as the train stage does.
+Intel path. Each configuration trains every backend with the train stage's own command line, in a process
+of its own (one per configuration: MKL reads its environment once per process).
 """
 
 from __future__ import annotations
@@ -84,17 +85,20 @@ def _committed(backends: tuple[str, ...]) -> dict[str, bytes]:
     return {str(path.relative_to(REPO)): path.read_bytes() for b in backends for path in (dirs.model(b), dirs.curve(b))}
 
 
-# Trains with the train stage's own command line, then reports what the libraries ran.
+# Runs each backend's train stage command line (a JSON list of argument lists), then reports what the
+# libraries ran.
 _DRIVER = """
 import json, sys
 from adaline_repro import cli, fingerprint
-code = cli.main(sys.argv[2:])
+for args in json.loads(sys.argv[2]):
+    assert cli.main(args) == 0, args
 open(sys.argv[1], "w").write(json.dumps(fingerprint.cpu_kernels()))
-sys.exit(code)
 """
 
 
-def _train(name: str, config: Config, shims: dict[str, Path], train_csv: Path, out: Path) -> Trained:
+def _train(
+    name: str, config: Config, shims: dict[str, Path], train_csv: Path, out: Path, backends: tuple[str, ...]
+) -> Trained:
     env = {k: v for k, v in os.environ.items() if k not in cpu_pins.PINS and k != "MKL_ENABLE_INSTRUCTIONS"}
     env.pop(cpu_pins.SWITCH, None)
     env["PYTHONPATH"] = str(REPO / "src")
@@ -107,13 +111,17 @@ def _train(name: str, config: Config, shims: dict[str, Path], train_csv: Path, o
         env["LD_PRELOAD"] = str(shims[config.vendor])
     root = out / name
     dirs = ResultDirs.under(root)
-    args = ["train", "--params", str(REPO / "params.yaml"), "--train", str(train_csv)]
-    args += ["--models", str(dirs.models), "--curves", str(dirs.curves)]
+    stages = [
+        ["train", "--params", str(REPO / "params.yaml"), "--backend", backend, "--train", str(train_csv),
+         "--model", str(dirs.model(backend)), "--curve", str(dirs.curve(backend))]
+        for backend in backends
+    ]  # fmt: skip
     report = root / "kernels.json"
     root.mkdir(parents=True)
     done = subprocess.run(
-        [sys.executable, "-c", _DRIVER, str(report), *args], cwd=REPO, env=env, capture_output=True, text=True
-    )
+        [sys.executable, "-c", _DRIVER, str(report), json.dumps(stages)], cwd=REPO, env=env, capture_output=True,
+        text=True,
+    )  # fmt: skip
     assert done.returncode == 0, f"{name}: {done.stdout}\n{done.stderr}"
     files = {
         str(p.relative_to(root)): p.read_bytes()
@@ -138,12 +146,15 @@ def shims(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def trained(shims, data_dir, tmp_path_factory) -> dict[str, Trained]:
+def trained(shims, data_dir, params, tmp_path_factory) -> dict[str, Trained]:
     """Every configuration this CPU can run, two at a time."""
     out = tmp_path_factory.mktemp("trained")
     configs = {n: c for n, c in {**PINNED, **UNPINNED}.items() if AVX512 or not c.needs_avx512}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {n: pool.submit(_train, n, c, shims, data_dir / "train.csv", out) for n, c in configs.items()}
+        futures = {
+            n: pool.submit(_train, n, c, shims, data_dir / "train.csv", out, params.train.backends)
+            for n, c in configs.items()
+        }
         return {n: f.result() for n, f in futures.items()}
 
 
