@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from adaline_repro import check, evaluate, train
+from adaline_repro.backends import BACKENDS
 from adaline_repro.byte_diff import FirstDifference
 from adaline_repro.compare import Difference, PairResult
 from adaline_repro.fingerprint import Difference as EnvDifference
@@ -177,7 +178,7 @@ def test_changed_parameter_without_updated_lock_is_stale(tmp_path_factory):
     done, report = _check(root, env)
     assert done.returncode == check.EXIT_STALE, done.stdout + done.stderr
     assert report["status"] == "stale"
-    assert "train: params.yaml train.epochs modified" in report["stale"]
+    assert {f"train@{b}: params.yaml train.epochs modified" for b in BACKENDS} <= set(report["stale"])
     assert "dvc.lock is stale" in done.stdout
     assert report["devices"] == {}  # nothing was run
 
