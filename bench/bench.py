@@ -139,22 +139,25 @@ def bench_cold(ws: Workspace, reps: int, baseline: Workspace | None = None) -> d
 
 
 def bench_backend(ws: Workspace, reps: int, baseline: Workspace | None = None) -> dict:
-    """A change to backends/module.py alone, then `./pipeline repro`: here only train@module re-runs. With
-    a baseline workspace (--baseline REV), the same change there, interleaved (A B A B)."""
+    """A change to one backend's module alone (manual.py, then module.py), then `./pipeline repro`: here only
+    that backend's train stage re-runs. With a baseline workspace (--baseline REV), the same change there,
+    interleaved (A B A B)."""
     workspaces = {"pipeline": ws, **({"baseline": baseline} if baseline else {})}
-    state = dict.fromkeys(workspaces, 0)
+    out = {}
+    for backend in ("manual", "module"):
+        state = dict.fromkeys(workspaces, 0)
 
-    def change_module(name: str) -> float:
-        state[name] += 1
-        module = workspaces[name].root / "src" / "adaline_repro" / "backends" / "module.py"
-        text = module.read_text().removesuffix("# bench\n")
-        module.write_text(text + ("# bench\n" if state[name] % 2 else ""))  # each run a real change
-        return workspaces[name].run(["./pipeline", "repro"])
+        def change(name: str, backend: str = backend, state: dict = state) -> float:
+            state[name] += 1
+            source = workspaces[name].root / "src" / "adaline_repro" / "backends" / f"{backend}.py"
+            text = source.read_text().removesuffix("# bench\n")
+            source.write_text(text + ("# bench\n" if state[name] % 2 else ""))  # each run a real change
+            return workspaces[name].run(["./pipeline", "repro"])
 
-    t = interleave(reps, **{name: (lambda n=name: change_module(n)) for name in workspaces})
-    out = {k: summary(v) for k, v in t.items()}
-    if "baseline" in t:
-        out["pipeline_over_baseline"] = ratio(t["pipeline"], t["baseline"])
+        t = interleave(reps, **{name: (lambda n=name: change(n)) for name in workspaces})
+        out[backend] = {k: summary(v) for k, v in t.items()}
+        if "baseline" in t:
+            out[backend]["pipeline_over_baseline"] = ratio(t["pipeline"], t["baseline"])
     return out
 
 
