@@ -220,3 +220,20 @@ def test_a_backend_that_differs_fails_compare_and_is_still_logged(first_repro):
     assert "Running stage 'track'" in done.stdout
     newest = stored_runs(env["MLFLOW_TRACKING_URI"])[:4]
     assert {r.data.tags["compare.verdict"] for r in newest if "mlflow.parentRunId" not in r.data.tags} == {"passed"}
+
+
+def test_runs_after_a_committed_parameter_change_are_clean(tmp_path_factory):
+    """A committed lr change retrains every backend and rewrites models, predictions and metrics; the runs
+    logged are git.dirty=false, since the code and params.yaml are the commit's."""
+    root, env = make_clone(tmp_path_factory)
+    params = root / "params.yaml"
+    params.write_text(params.read_text().replace("  lr: 0.01", "  lr: 0.02"))
+    run_cmd(["git", "commit", "-qam", "lr 0.02"], root, env)
+    run_cmd(["./pipeline", "repro"], root, env)
+    changed = run_cmd(["git", "status", "--porcelain", "--untracked-files=no"], root, env).stdout
+    assert "models/manual.json" in changed
+    assert "predictions/manual.csv" in changed
+    runs = stored_runs(env["MLFLOW_TRACKING_URI"])
+    assert len(runs) == 4
+    assert {r.data.params.get("train.lr") for r in runs} == {"0.02"}
+    assert {r.data.tags["git.dirty"] for r in runs} == {"false"}

@@ -18,12 +18,10 @@ from adaline_repro.compare import difference_table, load_outputs
 from adaline_repro.files import atomic_write_text, json_text, sha256_file
 from adaline_repro.layout import ResultDirs
 from adaline_repro.params import Params, as_dict
+from adaline_repro.uptodate import locked_paths
 
 if TYPE_CHECKING:  # tracking imports mlflow (seconds): only the function that logs pays for it
     from adaline_repro.tracking import Execution
-
-# Pipeline outputs that dvc repro rewrites; their being modified does not make the code dirty.
-_OUTPUTS = ("dvc.lock", "metrics", "plots", "reports")
 
 
 def _git(*args: str) -> str | None:
@@ -34,12 +32,16 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip()
 
 
-def source_tags() -> dict[str, str]:
-    """Git commit and dirtiness, torch version, DVC experiment name: what makes a run traceable."""
+def source_tags(root: Path = Path()) -> dict[str, str]:
+    """Git commit and dirtiness, torch version, DVC experiment name: what makes a run traceable.
+
+    git.dirty says whether code or configuration differ from the commit: the pipeline's outputs (every
+    output dvc.lock records, and dvc.lock itself) are rewritten by each run and do not count."""
     tags = {"torch.version": importlib.metadata.version("torch")}
     commit = _git("rev-parse", "HEAD")
     if commit:
-        status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{p}" for p in _OUTPUTS))
+        outputs = ["dvc.lock", *locked_paths(root, ("outs",))]
+        status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{p}" for p in outputs))
         tags["mlflow.source.git.commit"] = commit
         tags["git.dirty"] = "true" if status else "false"
     if os.environ.get("DVC_EXP_NAME"):
