@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from adaline_repro import cpu_pins
+from adaline_repro.fingerprint import cpu
 from adaline_repro.layout import ResultDirs
 
 from .conftest import REPO
@@ -29,15 +30,7 @@ from .conftest import REPO
 pytestmark = pytest.mark.e2e
 
 
-def _cpu_flags() -> set[str]:
-    cpuinfo = Path("/proc/cpuinfo")
-    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
-        if line.startswith("flags"):
-            return set(line.partition(":")[2].split())
-    return set()
-
-
-FLAGS = _cpu_flags()
+FLAGS = set(cpu()["flags"])
 AVX512 = "avx512f" in FLAGS
 if platform.machine() != "x86_64":
     pytest.skip("MKL's code paths are x86-64's; other architectures use other BLAS libraries", allow_module_level=True)

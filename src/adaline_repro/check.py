@@ -320,9 +320,8 @@ def run_check(
                 run = run_device(scratch, device, env, params)
                 if run.results:
                     run.drift = drift(reference, run.results, params.compare)
-                    fresh_lock = (run.results_root / "dvc.lock").read_bytes()
-                    run.lock_identical = fresh_lock == (repo / "dvc.lock").read_bytes()
                     run.byte_differences = differing_files(repo, run.results_root, result_files(repo, run.results_root))
+                    run.lock_identical = all(d.file != "dvc.lock" for d in run.byte_differences)
                     run.explained_by = explanations(run.results[0].device, reference[0].device, env_diffs)
                     run.outcome = outcome(run.byte_differences, run.explained_by, run.drift)
                 runs.append(run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
@@ -21,7 +22,8 @@ from adaline_repro import cpu_pins
 _CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "asimd", "sve")
 
 
-def _cpu() -> dict[str, object]:
+def cpu() -> dict[str, object]:
+    """The CPU's model, core count and the features among _CPU_FLAGS it has."""
     model, flags = platform.processor() or platform.machine(), set()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
@@ -95,7 +97,7 @@ def fingerprint() -> dict[str, object]:
         "architecture": platform.machine(),
         "torch": torch.__version__,
         "numpy": np.__version__,
-        "cpu": _cpu(),
+        "cpu": cpu(),
         "cpu_pins": cpu_pins.configured(),
         "cpu_kernels": cpu_kernels(),
         "cuda": {
@@ -150,12 +152,12 @@ def _probe() -> None:
         torch.mm(x.t(), torch.mm(x, w.detach()))
         _ = x @ w.detach()[:, 0]  # matrix times vector
 
-    with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
-        if torch.backends.mkl.is_available():
-            with torch.backends.mkl.verbose(torch.backends.mkl.VERBOSE_ON):
-                ops()
-        else:
-            ops()
+    mkl = torch.backends.mkl
+    with (
+        torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON),
+        mkl.verbose(mkl.VERBOSE_ON) if mkl.is_available() else contextlib.nullcontext(),
+    ):
+        ops()
 
 
 _MKL_HEADER = re.compile(r"^MKL_VERBOSE (?P<version>.+?) for (?:Intel\(R\) 64 architecture )?(?P<path>.+?), Lnx")

@@ -24,9 +24,9 @@ if TYPE_CHECKING:  # tracking imports mlflow (seconds): only the function that l
     from adaline_repro.tracking import Execution
 
 
-def _git(*args: str) -> str | None:
+def _git(root: Path, *args: str) -> str | None:
     try:
-        done = subprocess.run(["git", *args], capture_output=True, text=True, check=True, timeout=30)
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip()
@@ -38,10 +38,10 @@ def source_tags(root: Path = Path()) -> dict[str, str]:
     git.dirty says whether code or configuration differ from the commit: the pipeline's outputs (every
     output dvc.lock records, and dvc.lock itself) are rewritten by each run and do not count."""
     tags = {"torch.version": importlib.metadata.version("torch")}
-    commit = _git("rev-parse", "HEAD")
+    commit = _git(root, "rev-parse", "HEAD")
     if commit:
         outputs = ["dvc.lock", *locked_paths(root, ("outs",))]
-        status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{p}" for p in outputs))
+        status = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{p}" for p in outputs))
         tags["mlflow.source.git.commit"] = commit
         tags["git.dirty"] = "true" if status else "false"
     if os.environ.get("DVC_EXP_NAME"):
