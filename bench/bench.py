@@ -23,11 +23,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+sys.path[:0] = [str(REPO / "src"), str(REPO)]
 
-from adaline_repro import cpu_pins, sweep  # noqa: E402
-from adaline_repro.postgres import free_port  # noqa: E402
-from adaline_repro.worktree import copy_worktree  # noqa: E402
+from bench import sweep  # noqa: E402
+
+from adaline_repro import cpu_pins  # noqa: E402
+from adaline_repro.ops.postgres import free_port  # noqa: E402
+from adaline_repro.ops.worktree import copy_worktree  # noqa: E402
 
 SCRIPT = REPO / "bench" / "single_script.py"
 SCENARIOS = ("cold", "noop", "incremental", "epochs", "sweep", "server", "step", "memory", "pins", "backend")

@@ -19,13 +19,22 @@ import pytest
 
 from adaline_repro import fetch, prepare
 from adaline_repro.dataset import Table, read_table
+from adaline_repro.ops.worktree import copy_worktree
 from adaline_repro.params import Params, load_params
-from adaline_repro.worktree import copy_worktree
+from adaline_repro.paths import pipeline_paths
 
 REPO = Path(__file__).resolve().parents[1]
+PATHS = pipeline_paths(REPO)  # dvc.yaml's paths, their one home
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The folder is the tier: tests/e2e/ runs real DVC, MLflow, PostgreSQL and Chromium (`-m e2e`)."""
+    for item in items:
+        if "e2e" in item.path.relative_to(REPO).parts[:2]:
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from adaline_repro.files import read_csv, read_json
-from adaline_repro.layout import ResultDirs
-from adaline_repro.model import read_curve, read_model
-from adaline_repro.params import CompareParams
+from adaline_repro.errors import EXIT_DIFFER, EXIT_OK
+from adaline_repro.files import atomic_write_text, read_csv, read_json, write_json
+from adaline_repro.params import CompareParams, load_params
+from adaline_repro.results import ResultDirs, read_curve, read_model
+
+if TYPE_CHECKING:
+    from adaline_repro.track import Inputs
 
 FLOAT_QUANTITIES = ("train_mse", "weights")
 EXACT_QUANTITIES = ("predictions", "train_accuracy", "test_accuracy")
@@ -195,3 +201,33 @@ def load_outputs(backend: str, dirs: ResultDirs) -> BackendOutputs:
         predictions=tuple((split, int(row), int(pred)) for split, row, _, pred in rows),
         metrics=read_json(dirs.metric(backend)),
     )
+
+
+def stage(
+    params_yaml: Path,
+    dirs: ResultDirs,
+    report_json: Path,
+    report_md: Path,
+    inputs: Inputs,
+    marker: Path,
+    say: Callable[[str], None],
+) -> int:
+    """The compare stage: write the reports; exit EXIT_DIFFER when the backends differ.
+
+    dvc repro stops at a failing stage, before track: the execution is logged here first, figure included,
+    so the difference can be inspected in MLflow. (A failing stage is never cached, so what this reads on
+    that path need not be its deps.)
+    """
+    params = load_params(params_yaml)
+    report = compare([load_outputs(b, dirs) for b in params.train.backends], params.compare)
+    summary = report.as_dict()
+    write_json(report_json, summary)
+    atomic_write_text(report_md, report.markdown())
+    say(report.markdown())
+    if report.passed:
+        return EXIT_OK
+    from adaline_repro import figures, track
+
+    figures.draw(params.train.backends, dirs.curves, inputs.figure)
+    say(track.logged_line(track.log(params, dirs, inputs, summary, marker), params, summary))
+    return EXIT_DIFFER

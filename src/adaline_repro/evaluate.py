@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from adaline_repro.dataset import Table, read_table
-from adaline_repro.files import write_csv, write_json
-from adaline_repro.layout import ResultDirs
-from adaline_repro.model import Model, read_curve, read_model
-from adaline_repro.params import EvaluateParams
+from adaline_repro.errors import EXIT_OK
+from adaline_repro.files import DataError, write_csv, write_json
+from adaline_repro.params import EvaluateParams, load_params
+from adaline_repro.results import Model, ResultDirs, read_curve, read_model
 
 PREDICTIONS_HEADER = ("split", "row", "label", "prediction")
 
@@ -22,7 +23,7 @@ def accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
 def evaluate(model: Model, train: Table, test: Table, curve: np.ndarray, params: EvaluateParams) -> tuple[dict, list]:
     """(metrics, prediction rows) for one backend."""
     if model.features != train.features:
-        raise ValueError(f"model {model.backend} was trained on {model.features}, data has {train.features}")
+        raise DataError(f"model {model.backend} was trained on {model.features}, data has {train.features}")
     rows, metrics = [], {}
     for split, table in (("train", train), ("test", test)):
         predicted = model.predict(table.x, params.threshold)
@@ -43,3 +44,14 @@ def run(dirs: ResultDirs, backends: tuple[str, ...], train_csv: Path, test_csv: 
         write_json(dirs.metric(backend), metrics)
         results[backend] = metrics
     return results
+
+
+def stage(params_yaml: Path, dirs: ResultDirs, train: Path, test: Path, say: Callable[[str], None]) -> int:
+    """The evaluate stage: predictions and accuracies of every backend in train.backends."""
+    params = load_params(params_yaml)
+    for backend, metrics in run(dirs, params.train.backends, train, test, params.evaluate).items():
+        say(
+            f"evaluate@{backend}: train accuracy {metrics['train_accuracy']:.4f}, "
+            f"test accuracy {metrics['test_accuracy']:.4f}"
+        )
+    return EXIT_OK

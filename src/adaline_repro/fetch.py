@@ -5,10 +5,12 @@ from __future__ import annotations
 import importlib.util
 import math
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
-from adaline_repro.files import csv_text, sha256_bytes
-from adaline_repro.params import FEATURES, SPECIES, FetchParams
+from adaline_repro.errors import EXIT_OK, InputError
+from adaline_repro.files import atomic_write_text, csv_text, sha256_bytes
+from adaline_repro.params import FEATURES, SPECIES, FetchParams, load_params
 
 RAW_HEADER = (*FEATURES, "species")
 N_ROWS = 150
@@ -16,7 +18,7 @@ _UCI_NAMES = {f"Iris-{name}": name for name in SPECIES}
 _DOWNLOAD_TIMEOUT_S = 30
 
 
-class FetchError(RuntimeError):
+class FetchError(InputError):
     """The source could not be read, did not match its sha256, or is not an Iris table."""
 
 
@@ -99,3 +101,10 @@ def fetch(params: FetchParams) -> str:
         raise FetchError(f"{source}: sha256 mismatch: expected fetch.sha256={params.sha256}, got {digest}")
     rows = parse_iris(source, data, sklearn_format=params.source == "sklearn")
     return csv_text(RAW_HEADER, rows)
+
+
+def stage(params_yaml: Path, out: Path, say: Callable[[str], None]) -> int:
+    """The fetch stage: write the raw Iris table to `out`."""
+    atomic_write_text(out, fetch(load_params(params_yaml).fetch))
+    say(f"fetch: wrote {out}")
+    return EXIT_OK

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+from pathlib import Path
 
 import matplotlib
 import matplotlib.ticker
@@ -13,9 +14,13 @@ matplotlib.use("Agg")  # no display; also keeps rendering deterministic
 import matplotlib.pyplot as plt
 import numpy as np
 
+from adaline_repro.files import atomic_write_bytes
+from adaline_repro.results import curve_file, read_curve
+
 # Differences of exactly zero cannot sit on a log axis: they are drawn on this floor, as hollow markers.
 FLOOR = 1e-12
-_STYLES = {"manual": ("-", "o"), "autograd": ("--", "s"), "module": (":", "^")}
+# Line and marker styles in backend order, so curves lying on top of each other stay distinguishable.
+_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (1, 3)), "v"))
 
 
 def loss_figure(curves: dict[str, np.ndarray]) -> bytes:
@@ -26,8 +31,8 @@ def loss_figure(curves: dict[str, np.ndarray]) -> bytes:
     """
     epochs = np.arange(1, len(next(iter(curves.values()))) + 1)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7.5), sharex=True, height_ratios=(3, 2), layout="constrained")
-    for name, curve in curves.items():
-        line, marker = _STYLES.get(name, ("-", "x"))
+    for i, (name, curve) in enumerate(curves.items()):
+        line, marker = _STYLES[i % len(_STYLES)]
         top.plot(
             epochs,
             curve,
@@ -68,3 +73,8 @@ def loss_figure(curves: dict[str, np.ndarray]) -> bytes:
     fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
     plt.close(fig)
     return buf.getvalue()
+
+
+def draw(backends: tuple[str, ...], curves: Path, out: Path) -> None:
+    """The figure file (reports/loss_curves.png) from the backends' loss curves in the `curves` folder."""
+    atomic_write_bytes(out, loss_figure({b: read_curve(curve_file(curves, b)) for b in backends}))

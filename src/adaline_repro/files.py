@@ -11,6 +11,18 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import yaml
+
+from adaline_repro.errors import InputError
+
+
+class DataError(InputError):
+    """An input file is missing, unreadable or not in the expected format."""
+
+
+class WriteError(InputError):
+    """An output file could not be written (full disk, read-only folder); the old file is kept."""
+
 
 def float_text(value: float, dtype: str = "float32") -> str:
     """Shortest decimal that reads back to exactly the same value in `dtype`."""
@@ -58,10 +70,8 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
         raise
 
 
-def _cannot_write(path: Path, exc: OSError) -> OSError:
-    error = OSError(f"{path}: cannot write ({exc.strerror or exc})")
-    error.errno = exc.errno
-    return error
+def _cannot_write(path: Path, exc: OSError) -> WriteError:
+    return WriteError(f"{path}: cannot write ({exc.strerror or exc})")
 
 
 def json_text(data: object) -> str:
@@ -73,8 +83,13 @@ def write_json(path: Path | str, data: object) -> None:
 
 
 def read_json(path: Path | str) -> dict:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except ValueError as exc:  # not JSON, or not UTF-8
+        raise DataError(f"{path}: not a JSON file ({exc})") from None
 
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
@@ -91,10 +106,17 @@ def write_csv(path: Path | str, header: Sequence[str], rows: Iterable[Sequence[o
 
 def read_csv(path: Path | str) -> tuple[list[str], list[list[str]]]:
     """Header and rows of a CSV file, as text."""
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh)
-        header = next(reader)
-        return header, [row for row in reader if row]
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                raise DataError(f"{path}: empty file, expected a header line")
+            return header, [row for row in reader if row]
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: not a CSV text file ({exc})") from None
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -108,6 +130,4 @@ def sha256_file(path: Path | str) -> str:
 def safe_yaml(text: str) -> object:
     """YAML parsed with a safe loader only (libyaml's when present, about 20x faster): the one place in the
     code that calls yaml.load, so no file can construct Python objects."""
-    import yaml  # here: fetch and the light stages never read YAML
-
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 (safe loaders only)

@@ -18,20 +18,21 @@ import msgspec
 import yaml
 from msgspec import Meta
 
+from adaline_repro.backends import BACKENDS
+from adaline_repro.errors import InputError
 from adaline_repro.files import safe_yaml
 
-BACKENDS = ("manual", "autograd", "module")
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 SPECIES = ("setosa", "versicolor", "virginica")
 
-Backend = Literal["manual", "autograd", "module"]
+Backend = Literal[BACKENDS]  # the registry's names
 Feature = Literal["sepal_length", "sepal_width", "petal_length", "petal_width"]
 Species = Literal["setosa", "versicolor", "virginica"]
 Sha256 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
 Seed = Annotated[int, Meta(ge=0)]  # and below 2**64, what torch.manual_seed accepts (checked below)
 
 
-class ParamsError(ValueError):
+class ParamsError(InputError):
     """params.yaml is missing, unreadable or invalid; the message is one line naming the key."""
 
 

@@ -8,17 +8,19 @@ the tests rather than drifting quietly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from adaline_repro.dataset import LABEL, ROW
+from adaline_repro.errors import EXIT_OK, InputError
 from adaline_repro.files import exact_float, float_text, read_csv, write_csv, write_json
-from adaline_repro.params import PrepareParams
+from adaline_repro.params import PrepareParams, load_params
 
 
-class PrepareError(RuntimeError):
+class PrepareError(InputError):
     """The raw table does not allow the selection asked for in params.yaml."""
 
 
@@ -175,3 +177,10 @@ def run(raw_csv: Path, train_csv: Path, test_csv: Path, scaler_json: Path, param
         },
     )
     return prepared
+
+
+def stage(params_yaml: Path, raw: Path, train: Path, test: Path, scaler: Path, say: Callable[[str], None]) -> int:
+    """The prepare stage: select two classes and two features, split, standardize."""
+    prepared = run(raw, train, test, scaler, load_params(params_yaml).prepare)
+    say(f"prepare: {len(prepared.train.y)} training rows, {len(prepared.test.y)} test rows")
+    return EXIT_OK

@@ -10,18 +10,21 @@ import hashlib
 import importlib.metadata
 import os
 import subprocess
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from adaline_repro.compare import difference_table, load_outputs
-from adaline_repro.files import atomic_write_text, json_text, sha256_file
-from adaline_repro.layout import ResultDirs
-from adaline_repro.params import Params, as_dict
-from adaline_repro.uptodate import locked_paths
+from adaline_repro.errors import EXIT_BUG, EXIT_OK, ReproError
+from adaline_repro.files import atomic_write_text, json_text, read_json, sha256_file
+from adaline_repro.params import Params, as_dict, load_params
+from adaline_repro.repro.uptodate import locked_paths
+from adaline_repro.results import ResultDirs
 
 if TYPE_CHECKING:  # tracking imports mlflow (seconds): only the function that logs pays for it
-    from adaline_repro.tracking import Execution
+    from adaline_repro.mlflow_store import Execution
 
 
 def _git(root: Path, *args: str) -> str | None:
@@ -125,7 +128,7 @@ class Inputs:
 
 def build_execution(params: Params, dirs: ResultDirs, inputs: Inputs, report: dict, raw_sha256: str) -> Execution:
     """The Execution to log, from the outputs on disk (tracking is imported here, not at module load)."""
-    from adaline_repro.tracking import BackendRun, Dataset, Execution
+    from adaline_repro.mlflow_store import BackendRun, Dataset, Execution
 
     metrics, tags = verdict(report)
     backends = []
@@ -167,7 +170,7 @@ def log(params: Params, dirs: ResultDirs, inputs: Inputs, report: dict, marker: 
 
     Returns the parent run id, or None when nothing needed logging.
     """
-    from adaline_repro.locations import tracking_uri
+    from adaline_repro.workspace import tracking_uri
 
     uri = tracking_uri()
     raw_sha256 = sha256_file(inputs.raw)
@@ -180,7 +183,7 @@ def log(params: Params, dirs: ResultDirs, inputs: Inputs, report: dict, marker: 
         and uri_file.read_text(encoding="utf-8").strip() == uri
     ):
         return None  # MLflow is not even imported
-    from adaline_repro.tracking import log_execution
+    from adaline_repro.mlflow_store import log_execution
 
     parent = log_execution(uri, build_execution(params, dirs, inputs, report, raw_sha256))
     write_marker(marker, text, uri)
@@ -195,3 +198,43 @@ def marker_uri_file(marker: Path) -> Path:
 def write_marker(marker: Path, text: str, uri: str) -> None:
     atomic_write_text(marker_uri_file(marker), uri + "\n")
     atomic_write_text(marker, text)
+
+
+def logged_line(parent: str | None, params: Params, report: dict) -> str:
+    """What the stage says about the store: logged now, or already there."""
+    from adaline_repro.workspace import redacted, tracking_uri
+
+    verdict = "passed" if report["passed"] else "FAILED"
+    if parent is None:
+        return f"track: {redacted(tracking_uri())} already holds this execution (compare {verdict})"
+    return f"track: logged run {parent} and {len(params.train.backends)} backend runs (compare {verdict})"
+
+
+def stage(
+    params_yaml: Path, dirs: ResultDirs, report_json: Path, inputs: Inputs, marker: Path, say: Callable[[str], None]
+) -> int:
+    """The track stage: draw the loss-curve figure and log the execution to the tracking store.
+
+    The figure is drawn in a second process while this one imports MLflow: a second or two each, and on
+    two cores they overlap. It must exist before the parent run's artifacts are logged.
+    """
+    params = load_params(params_yaml)
+    report = read_json(report_json)
+    plot = subprocess.Popen(
+        [sys.executable, "-m", "adaline_repro", "plot", "--params", str(params_yaml), "--curves", str(dirs.curves),
+         "--out", str(inputs.figure)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        import adaline_repro.mlflow_store  # noqa: F401  (the slow import this overlaps)
+    finally:
+        if plot.wait() != 0:
+            raise FigureError(f"track: drawing {inputs.figure} failed (see the error above)")
+    say(logged_line(log(params, dirs, inputs, report, marker), params, report))
+    return EXIT_OK
+
+
+class FigureError(ReproError):
+    """The figure process failed; it printed its own error (or traceback) first."""
+
+    exit_code = EXIT_BUG

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,15 +17,16 @@ import torch
 from tqdm import tqdm
 
 from adaline_repro import backends
-from adaline_repro.backends import Backend
+from adaline_repro.backends.base import Backend
 from adaline_repro.dataset import Table, read_table
+from adaline_repro.errors import EXIT_OK, InputError
 from adaline_repro.files import exact_float, float_text, write_csv, write_json
-from adaline_repro.params import TrainParams
+from adaline_repro.params import TrainParams, load_params
 
 CURVE_HEADER = ("epoch", "train_mse")
 
 
-class TrainError(RuntimeError):
+class TrainError(InputError):
     """Training cannot start (no such device, batch larger than the data) or it diverged."""
 
 
@@ -142,3 +144,19 @@ def run(backend: str, train_csv: Path, model: Path, curve: Path, params: TrainPa
     result = train(backend, table, params, orders)
     write_result(result, table.features, model, curve)
     return result, orders_digest(orders)
+
+
+def stage(params_yaml: Path, backend: str, train: Path, model: Path, curve: Path, say: Callable[[str], None]) -> int:
+    """The train stage of one backend (dvc.yaml has one per backend). A tracking server that does not
+    answer fails it before minutes of training, not after them at the track stage."""
+    from adaline_repro.repro.preflight import check_tracking_store
+    from adaline_repro.workspace import tracking_uri
+
+    params = load_params(params_yaml)
+    check_tracking_store(tracking_uri())
+    result, orders = run(backend, train, model, curve, params.train)
+    say(
+        f"train@{result.backend}: {len(result.losses)} epochs on {result.device}, "
+        f"final train_mse {result.losses[-1]}, shuffle orders {orders}"
+    )
+    return EXIT_OK

@@ -1,0 +1,368 @@
+"""`./pipeline check`: re-run everything in a scratch copy; fail when backends differ or results drift."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from adaline_repro.compare import BackendOutputs, PairResult, compare_pair, load_outputs
+from adaline_repro.errors import EXIT_BROKEN, EXIT_DIFFER, EXIT_DRIFT, EXIT_OK, EXIT_STALE, InputError
+from adaline_repro.files import atomic_write_text, json_text, read_json
+from adaline_repro.ops.byte_diff import FirstDifference, differing_files
+from adaline_repro.ops.fingerprint import Difference, differences, fingerprint
+from adaline_repro.ops.worktree import copy_worktree
+from adaline_repro.params import CompareParams, Params, load_params
+from adaline_repro.paths import PipelinePaths, pipeline_paths
+
+# The check's own outputs (not pipeline outputs: dvc.yaml does not know them).
+ENVIRONMENT = "reports/environment.json"
+REPORT_JSON, REPORT_MD = "reports/check.json", "reports/check.md"
+_STATUS = {
+    EXIT_OK: "passed",
+    EXIT_DIFFER: "backends differ",
+    EXIT_DRIFT: "drift",
+    EXIT_STALE: "stale",
+    EXIT_BROKEN: "broken",
+}
+
+# A device run's fresh results against the committed ones.
+IDENTICAL = "identical"  # the same bytes
+WITHIN_TOLERANCE = "within tolerance"  # other bytes, explained by the device or the environment, and close
+DRIFT = "drift"  # anything else: a finding
+
+
+class CheckError(InputError):
+    """The check cannot run as asked."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"check: {message}")
+
+
+@dataclass
+class DeviceRun:
+    device: str
+    returncode: int
+    compare_passed: bool | None
+    log_tail: str
+    results_root: Path | None = None  # where this run's result files were kept
+    lock_identical: bool | None = None  # the fresh dvc.lock equals the committed one byte for byte
+    results: list[BackendOutputs] = field(default_factory=list)
+    drift: list[PairResult] = field(default_factory=list)
+    byte_differences: list[FirstDifference] = field(default_factory=list)
+    outcome: str | None = None  # IDENTICAL, WITHIN_TOLERANCE or DRIFT, once compared
+    explained_by: list[str] = field(default_factory=list)  # why other bytes are expected here
+
+    @property
+    def broken(self) -> bool:
+        return self.returncode != 0 and self.compare_passed is not False
+
+
+def stale_reasons(repo: Path, env: dict[str, str]) -> list[str]:
+    """What `dvc status` says changed in params or code without dvc.lock following, one line each."""
+    done = subprocess.run(["dvc", "status", "--json"], cwd=repo, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise CheckError(f"dvc status failed: {done.stderr.strip()}")
+    reasons = []
+    for stage, entries in sorted(json.loads(done.stdout or "{}").items()):
+        for entry in entries:
+            if not isinstance(entry, dict):
+                reasons.append(f"{stage}: {entry}")
+                continue
+            for path, change in entry.get("changed deps", {}).items():
+                if isinstance(change, dict):  # a params file: key -> change
+                    reasons += [f"{stage}: {path} {key} {what}" for key, what in sorted(change.items())]
+                elif path.startswith("src/"):
+                    reasons.append(f"{stage}: {path} {change}")
+            if "changed command" in entry:
+                reasons.append(f"{stage}: command changed")
+    return reasons
+
+
+def _set_device(params_yaml: Path, device: str) -> None:
+    text = params_yaml.read_text(encoding="utf-8")
+    new, count = re.subn(r"(?m)^(\s+device:\s*)\S+", rf"\g<1>{device}", text)
+    if count != 1:
+        raise CheckError(f"{params_yaml}: expected one train.device line, found {count}")
+    params_yaml.write_text(new, encoding="utf-8")
+
+
+def compared_paths(paths: PipelinePaths) -> tuple[str, ...]:
+    """What a fresh run is compared on, and what --update rewrites: every result and report, and dvc.lock."""
+    return (*paths.result_folders, *paths.reports, "dvc.lock")
+
+
+def load_results(root: Path, paths: PipelinePaths, backends: tuple[str, ...]) -> list[BackendOutputs]:
+    return [load_outputs(b, paths.results(root)) for b in backends]
+
+
+def run_device(scratch: Path, device: str, env: dict[str, str], params: Params, paths: PipelinePaths) -> DeviceRun:
+    """`./pipeline repro --force` in the scratch copy with train.device set; its results kept aside."""
+    _set_device(scratch / "params.yaml", device)
+    done = subprocess.run(["./pipeline", "repro", "--force"], cwd=scratch, env=env, capture_output=True, text=True)
+    log = (done.stdout + done.stderr)[-4000:]
+    # The compare report counts only if compare itself ran last; after an earlier crash it may be a leftover.
+    reached_compare = done.returncode == 0 or "failed to reproduce 'compare'" in done.stderr
+    passed = read_json(scratch / paths.compare_json)["passed"] if reached_compare else None
+    run = DeviceRun(device, done.returncode, passed, log)
+    if not run.broken:
+        keep = scratch / ".check" / device
+        for rel in compared_paths(paths):
+            if (scratch / rel).exists():
+                target = keep / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                (shutil.copytree if (scratch / rel).is_dir() else shutil.copy2)(scratch / rel, target)
+        run.results_root = keep
+        run.results = load_results(keep, paths, params.train.backends)
+    return run
+
+
+def drift(reference: list[BackendOutputs], fresh: list[BackendOutputs], tol: CompareParams) -> list[PairResult]:
+    """Each backend against its own committed self: floats within tolerance, the rest exactly."""
+    return [compare_pair(ref, new, tol) for ref, new in zip(reference, fresh, strict=True)]
+
+
+def result_files(paths: PipelinePaths, *roots: Path) -> list[str]:
+    """The result files below any of `roots`, relative to it: result folders first, dvc.lock last."""
+    names: dict[str, None] = {}
+    for folder in paths.result_folders:
+        found = {str(p.relative_to(r)) for r in roots for p in (r / folder).rglob("*") if p.is_file()}
+        names.update(dict.fromkeys(sorted(found)))
+    names.update(dict.fromkeys(n for n in (*paths.reports, "dvc.lock") if any((r / n).is_file() for r in roots)))
+    return list(names)
+
+
+def explanations(run_device: str, reference_device: str | None, env_diffs: list[Difference]) -> list[str]:
+    """What makes other bytes expected: another device than the committed results', or a fingerprint
+    difference that the CPU pins cannot cover (architecture, library versions, the pins themselves)."""
+    reasons = []
+    if reference_device is not None and run_device != reference_device:
+        reasons.append(f"device: committed results from {reference_device}, this run on {run_device}")
+    return reasons + [str(d) for d in env_diffs if d.explains_bytes]
+
+
+def outcome(byte_differences: list[FirstDifference], explained_by: list[str], drift: list[PairResult]) -> str:
+    """IDENTICAL for the same bytes; other bytes are WITHIN_TOLERANCE only when something explains them and
+    every value is within the compare tolerances; else DRIFT."""
+    if not byte_differences:
+        return IDENTICAL
+    if explained_by and all(p.passed for p in drift):
+        return WITHIN_TOLERANCE
+    return DRIFT
+
+
+def exit_code(runs: list[DeviceRun], cross: list[PairResult]) -> int:
+    if any(r.broken for r in runs):
+        return EXIT_BROKEN
+    if any(r.compare_passed is False for r in runs) or not all(p.passed for p in cross):
+        return EXIT_DIFFER
+    if any(r.outcome == DRIFT for r in runs):
+        return EXIT_DRIFT
+    return EXIT_OK
+
+
+def _pairs_table(pairs: list[PairResult], left: str, right: str) -> list[str]:
+    lines = [f"| backend | quantity | {left} vs {right}: max abs diff | at | first out of tolerance | result |"]
+    lines.append("|---|---|---|---|---|---|")
+    for p in pairs:
+        for d in p.differences:
+            size = "not comparable" if d.max_abs_diff is None else f"{d.max_abs_diff:.3g}"
+            first = f"{d.first_failure} ({d.first_failure_diff:.3g})" if d.first_failure_diff is not None else "-"
+            lines.append(f"| {p.a} | {d.quantity} | {size} | {d.at} | {first} | {'ok' if d.passed else 'MOVED'} |")
+    return lines
+
+
+def report(
+    code: int, stale: list[str], runs: list[DeviceRun], cross: list[PairResult], env_ref: dict | None, env_now: dict
+) -> tuple[dict, str]:
+    """(check.json content, check.md text)."""
+    data = {
+        "status": _STATUS[code],
+        "exit_code": code,
+        "stale": stale,
+        "dvc_lock_identical": {r.device: r.lock_identical for r in runs},
+        "devices": {
+            r.device: {
+                "returncode": r.returncode,
+                "compare_passed": r.compare_passed,
+                "outcome": r.outcome,
+                "explained_by": r.explained_by,
+                "byte_differences": [d.as_dict() for d in r.byte_differences],
+                "drift": {p.a: {d.quantity: d.as_dict() for d in p.differences} for p in r.drift},
+                "log_tail": r.log_tail if r.returncode else "",
+            }
+            for r in runs
+        },
+        "cross_device": {p.a: {d.quantity: d.as_dict() for d in p.differences} for p in cross},
+        "environment": {
+            "reference": env_ref,
+            "now": env_now,
+            "differences": [str(d) for d in differences(env_ref, env_now)] if env_ref else [NO_REFERENCE],
+        },
+    }
+    md = [f"# Reproducibility check: {_STATUS[code]}", ""]
+    if stale:
+        md += ["dvc.lock is stale: params.yaml or the code changed since it was written. Run `./pipeline repro`", ""]
+        md += [f"- {reason}" for reason in stale] + [""]
+    for r in runs:
+        verdict = {True: "backends agree", False: "BACKENDS DIFFER", None: "BROKEN RUN"}[r.compare_passed]
+        md += [f"## {r.device}: {verdict}", ""]
+        if r.outcome is not None:
+            md += _outcome_lines(r)
+        if r.broken:
+            md += ["```", r.log_tail.strip(), "```", ""]
+        if r.drift:
+            moved = [f"{p.a} {d.quantity}" for p in r.drift for d in p.differences if not d.passed]
+            md += [f"Against the committed results: {'moved: ' + ', '.join(moved) if moved else 'no drift'}.", ""]
+            md += [*_pairs_table(r.drift, "committed", "fresh"), ""]
+    if cross:
+        md += ["## Across devices", "", *_pairs_table(cross, runs[0].device, runs[1].device), ""]
+    md += ["## Environment", "", "| | committed | now |", "|---|---|---|"]
+    for key in _ENVIRONMENT_ROWS:
+        md.append(f"| {key} | {_leaf(env_ref, key) if env_ref else '-'} | {_leaf(env_now, key)} |")
+    md += ["", "Differences: " + ("; ".join(data["environment"]["differences"]) or "none")]
+    return data, "\n".join(md) + "\n"
+
+
+NO_REFERENCE = "no committed environment.json"
+_ENVIRONMENT_ROWS = (
+    "python", "torch", "numpy", "architecture", "platform", "cpu.model", "cpu.flags", "cpu_pins.enabled",
+    "cpu_kernels.aten_capability", "cpu_kernels.torch_threads", "cpu_kernels.mkl.version",
+    "cpu_kernels.mkl.code_path", "cpu_kernels.mkl.cnr", "cpu_kernels.mkl.threads", "cpu_kernels.onednn.calls",
+    "cuda.available", "cuda.device",
+)  # fmt: skip
+
+
+def _leaf(data: dict, dotted: str) -> object:
+    for key in dotted.split("."):
+        data = data.get(key, "-") if isinstance(data, dict) else "-"
+    return data
+
+
+def _outcome_lines(r: DeviceRun) -> list[str]:
+    if r.outcome == IDENTICAL:
+        return ["**Identical**: every committed result file, dvc.lock included, has the same bytes.", ""]
+    lines = [f"**{r.outcome.capitalize()}**: {len(r.byte_differences)} committed files have other bytes."]
+    if r.outcome == WITHIN_TOLERANCE:
+        lines.append("Expected, because: " + "; ".join(r.explained_by) + ". Every value is within tolerance.")
+    elif r.explained_by:
+        lines.append("Values moved beyond the tolerances although other bytes were expected: "
+                     + "; ".join(r.explained_by) + ".")  # fmt: skip
+    else:
+        lines.append("Nothing explains them: same architecture, libraries and CPU pins as the committed results.")
+    return [*lines, "", *(f"- {d}" for d in r.byte_differences), ""]
+
+
+def update_reference(repo: Path, paths: PipelinePaths, run: DeviceRun, env_now: dict) -> list[str]:
+    """Copy a fresh run's results over the committed ones; the files whose bytes changed."""
+    source = run.results_root
+    changed = []
+    for rel in compared_paths(paths):
+        src = source / rel
+        files = sorted(p for p in src.rglob("*") if p.is_file()) if src.is_dir() else [src]
+        for path in files:
+            target = repo / path.relative_to(source)
+            if not target.exists() or target.read_bytes() != path.read_bytes():
+                changed.append(str(path.relative_to(source)))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target)
+    atomic_write_text(repo / ENVIRONMENT, json_text(env_now))
+    return changed
+
+
+def scratch_env(scratch: Path, repo: Path, log_to_store: bool) -> dict[str, str]:
+    from adaline_repro.workspace import tracking_uri
+
+    env = {**os.environ, "ADALINE_VENV": os.environ.get("ADALINE_VENV", str(repo / ".venv"))}
+    env.pop("DVC_ROOT", None)
+    env["MLFLOW_TRACKING_URI"] = tracking_uri(repo) if log_to_store else f"sqlite:///{scratch}/mlflow.db"
+    return env
+
+
+def new_scratch(repo: Path) -> Path:
+    return copy_worktree(repo, Path(tempfile.mkdtemp(prefix="adaline-check-")))
+
+
+def run_check(
+    repo: Path,
+    params: Params,
+    devices: list[str],
+    *,
+    update: bool = False,
+    keep: bool = False,
+    log_to_store: bool = False,
+    say: Callable[[str], None] = print,
+) -> int:
+    """The whole check; writes reports/check.{json,md} in `repo` and returns the exit code."""
+    paths = pipeline_paths(repo)
+    scratch = new_scratch(repo)
+    env = scratch_env(scratch, repo, log_to_store)
+    try:
+        stale = [] if update else stale_reasons(repo, env)
+        env_now = fingerprint()
+        if "cuda" in devices and not env_now["cuda"]["available"]:
+            raise CheckError("--devices asks for cuda, but no CUDA device is available")
+        env_file = repo / ENVIRONMENT
+        env_ref = read_json(env_file) if env_file.exists() else None
+        runs: list[DeviceRun] = []
+        cross: list[PairResult] = []
+        if not stale:
+            reference = load_results(repo, paths, params.train.backends)
+            env_diffs = differences(env_ref, env_now) if env_ref else []
+            for device in devices:
+                say(f"check: running the pipeline from scratch on {device} in {scratch}")
+                run = run_device(scratch, device, env, params, paths)
+                if run.results:
+                    run.drift = drift(reference, run.results, params.compare)
+                    run.byte_differences = differing_files(
+                        repo, run.results_root, result_files(paths, repo, run.results_root)
+                    )
+                    run.lock_identical = all(d.file != "dvc.lock" for d in run.byte_differences)
+                    run.explained_by = explanations(run.results[0].device, reference[0].device, env_diffs)
+                    run.outcome = outcome(run.byte_differences, run.explained_by, run.drift)
+                runs.append(run)
+            if len(runs) == 2 and all(r.results for r in runs):
+                cross = drift(runs[0].results, runs[1].results, params.compare)
+        code = EXIT_STALE if stale else exit_code(runs, cross)
+        if update and code in (EXIT_OK, EXIT_DRIFT):
+            changed = update_reference(repo, paths, runs[0], env_now)
+            say(f"check --update: {len(changed)} committed files rewritten" + "".join(f"\n  {c}" for c in changed))
+            code = EXIT_OK
+        data, text = report(code, stale, runs, cross, env_ref, env_now)
+        atomic_write_text(repo / REPORT_JSON, json_text(data))
+        atomic_write_text(repo / REPORT_MD, text)
+        say(text)
+        say(f"check: {_STATUS[code]} (exit {code}); report in {REPORT_MD}")
+        return code
+    finally:
+        if keep:
+            say(f"check: scratch copy kept in {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def parse_devices(text: str) -> list[str]:
+    """`cpu`, `cuda`, `auto` or two of them, comma-separated."""
+    devices = [d.strip() for d in text.split(",") if d.strip()]
+    if not devices or len(devices) > 2 or set(devices) - {"cpu", "cuda", "auto"}:
+        raise CheckError("--devices takes one or two of cpu, cuda, auto (comma-separated)")
+    return devices
+
+
+def command(
+    params_yaml: Path, devices: str | None, *, update: bool, keep: bool, log_to_store: bool, say: Callable[[str], None]
+) -> int:
+    """`./pipeline check`: the devices default to train.device from params.yaml."""
+    from adaline_repro.workspace import repository_root
+
+    params = load_params(params_yaml)
+    return run_check(
+        repository_root(), params, parse_devices(devices or params.train.device),
+        update=update, keep=keep, log_to_store=log_to_store, say=say,
+    )  # fmt: skip

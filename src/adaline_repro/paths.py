@@ -1,0 +1,48 @@
+"""The pipeline's paths, read from dvc.yaml's `paths` (their one home) by what runs outside the stages:
+the check, the bench and the tests. Stages never read this: they get their paths as arguments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from adaline_repro.files import safe_yaml
+from adaline_repro.results import ResultDirs
+
+
+class PipelinePaths(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Paths relative to the repository root, as dvc.yaml names them."""
+
+    raw: str
+    train: str
+    test: str
+    scaler: str
+    models: str
+    curves: str
+    predictions: str
+    metrics: str
+    compare_json: str
+    compare_md: str
+    figure: str
+    marker: str
+
+    def results(self, root: Path = Path()) -> ResultDirs:
+        """The four per-backend result folders below `root`."""
+        return ResultDirs(root / self.models, root / self.curves, root / self.predictions, root / self.metrics)
+
+    @property
+    def result_folders(self) -> tuple[str, ...]:
+        return (self.models, self.curves, self.predictions, self.metrics)
+
+    @property
+    def reports(self) -> tuple[str, ...]:
+        """The compare stage's and the track stage's committed reports."""
+        return (self.compare_json, self.compare_md, self.figure)
+
+
+def pipeline_paths(root: Path) -> PipelinePaths:
+    """The `paths` entry of `vars` in root/dvc.yaml."""
+    document = safe_yaml((root / "dvc.yaml").read_text(encoding="utf-8"))
+    (paths,) = [v["paths"] for v in document["vars"] if isinstance(v, dict) and "paths" in v]
+    return msgspec.convert(paths, PipelinePaths)

@@ -1,0 +1,114 @@
+"""`./pipeline repro`: validate params.yaml, prepare the tracking store, skip DVC when nothing changed,
+run `dvc repro` in this process, and put every output back when a stage fails or the run is stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from adaline_repro.errors import EXIT_OK
+from adaline_repro.repro import uptodate
+
+# `repro` arguments after which everything is up to date (no stage targets, no partial runs).
+_FULL_REPRO_FLAGS = {"-f", "--force", "-v", "--verbose", "-q", "--quiet"}
+ROLLED_BACK = "repro: outputs and dvc.lock are as they were before this run"
+
+
+def prepare_store(root: Path) -> None:
+    """Before DVC starts: a tracking server must answer; the embedded store is created once (before any
+    parallel use); a marker that vouches for runs in another (or a deleted) store is removed, so DVC runs
+    the track stage again."""
+    from adaline_repro.paths import pipeline_paths
+    from adaline_repro.repro.preflight import check_tracking_store
+    from adaline_repro.track import marker_uri_file
+    from adaline_repro.workspace import embedded_db, tracking_uri
+
+    uri = tracking_uri(root)
+    check_tracking_store(uri)
+    db = embedded_db(uri)
+    marker = root / pipeline_paths(root).marker
+    uri_file = marker_uri_file(marker)
+    if uri_file.exists():
+        logged_to = uri_file.read_text(encoding="utf-8").strip()
+        if logged_to != uri or (db is not None and not db.exists()):
+            marker.unlink(missing_ok=True)
+            uri_file.unlink()
+    if db is not None and not db.exists():
+        from adaline_repro.mlflow_store import init_store
+
+        init_store(uri)
+
+
+def repro(dvc_args: list[str], root: Path, say: Callable[[str], None]) -> int:
+    """The whole command; returns the failing stage's own exit code, not DVC's 255."""
+    venv_stamp = Path(sys.prefix) / ".requirements.sha256"
+    from adaline_repro.workspace import repository_root
+
+    prepare_store(repository_root(root))  # first: a switch of store deletes the marker, which the shortcut then notices
+    if not dvc_args and uptodate.unchanged(root, venv_stamp):
+        say("Data and pipelines are up to date (no file DVC reads changed since the last ./pipeline repro).")
+        return EXIT_OK
+    from adaline_repro.params import load_params
+
+    # Validate before DVC starts: DVC deletes a stage's outputs before running it, so a stage that only then
+    # found params.yaml invalid would leave the previous results gone.
+    load_params(root / "params.yaml")
+    uptodate.forget(root)
+    from dvc.cli import main as dvc_main  # in this process: one interpreter start-up fewer
+
+    from adaline_repro.repro import rollback
+    from adaline_repro.repro.dvc_failure import StageFailure
+
+    logging.getLogger().handlers.clear()  # DVC prints through its own handlers, to stdout as usual
+    failure = StageFailure()
+    logging.getLogger("dvc").addHandler(failure)
+    snapshot = rollback.take(root)
+    signal.signal(signal.SIGTERM, _stop_stages_then_exit)
+    try:
+        code = dvc_main(["repro", *dvc_args])
+    except BaseException:  # SIGTERM (SystemExit) while a stage runs: put the outputs back, then stop
+        rollback.restore(snapshot)
+        print(ROLLED_BACK, file=sys.stderr)
+        raise
+    finally:
+        logging.getLogger("dvc").removeHandler(failure)
+    if code == 0:
+        rollback.discard(snapshot)
+        if set(dvc_args) <= _FULL_REPRO_FLAGS:
+            uptodate.record(root, venv_stamp)
+        return EXIT_OK
+    if failure.stage == "compare":  # the backends differ: its report is the result, kept
+        rollback.discard(snapshot)
+    else:
+        rollback.restore(snapshot)
+        print(ROLLED_BACK, file=sys.stderr)
+    return failure.code or code
+
+
+def _stop_stages_then_exit(signum: int, frame: object) -> None:
+    """SIGTERM to ./pipeline repro alone (`kill PID`): pass it to the stage running under DVC, wait for it to
+    wind down (its partial files are removed, its runs end KILLED), then unwind so the outputs are put back."""
+    import psutil  # installed with DVC
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.terminate()
+    _, alive = psutil.wait_procs(children, timeout=30)
+    for child in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    raise SystemExit(128 + signum)
+
+
+def dvc(dvc_args: list[str]) -> int:
+    """Any dvc command, in this process, with DVC's own output handlers."""
+    from dvc.cli import main as dvc_main
+
+    logging.getLogger().handlers.clear()
+    return dvc_main(dvc_args)

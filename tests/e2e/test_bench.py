@@ -1,0 +1,34 @@
+"""The benchmark harness's arithmetic, and its baseline script reaching the lecture's accuracies."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("bench_harness", REPO / "bench" / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ratios_pair_interleaved_runs():
+    """Ratios are taken run by run (A_i / B_i), so drift of the machine over time cancels."""
+    bench = _bench_module()
+    r = bench.ratio([2.0, 4.0, 3.0], [1.0, 2.0, 3.0])
+    assert r == {"median": 2.0, "min": 1.0, "max": 2.0, "n": 3}
+
+
+def test_baseline_script_reaches_the_lecture_accuracies():
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "single_script.py"), "--no-mlflow"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    lines = done.stdout.splitlines()
+    assert [line.split(" step_us")[0] for line in lines] == [
+        f"{b}: train 0.9286 test 0.9333" for b in ("manual", "autograd", "module")
+    ]

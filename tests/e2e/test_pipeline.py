@@ -1,0 +1,237 @@
+"""End to end: the real pipeline (DVC + MLflow) in a fresh git copy of the project."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pytest
+
+from tests.conftest import REPO, edited, make_clone, run_cmd, stored_runs
+
+
+@pytest.fixture(scope="module")
+def first_repro(tmp_path_factory):
+    root, env = make_clone(tmp_path_factory)
+    committed_lock = (root / "dvc.lock").read_text()
+    done = run_cmd(["./pipeline", "repro"], root, env)
+    return root, env, committed_lock, done
+
+
+def test_fresh_clone_reproduces_the_committed_lock(first_repro):
+    """Outputs are deterministic: the committed dvc.lock comes out byte for byte. The data (DVC-cached)
+    is rebuilt; the committed models and curves match their inputs, so training is not repeated."""
+    root, _, committed_lock, done = first_repro
+    assert (root / "dvc.lock").read_text() == committed_lock, done.stdout
+    ran = sorted(line.split("'")[1] for line in done.stdout.splitlines() if line.startswith("Running stage"))
+    assert ran == ["fetch", "prepare", "track"]
+
+
+def test_every_backend_reports_the_lecture_accuracies(first_repro):
+    root = first_repro[0]
+    for backend in ("manual", "autograd", "module"):
+        metrics = json.loads((root / "metrics" / f"{backend}.json").read_text())
+        assert round(metrics["train_accuracy"], 4) == 0.9286
+        assert round(metrics["test_accuracy"], 4) == 0.9333
+    report = json.loads((root / "reports" / "compare.json").read_text())
+    assert report["passed"] is True
+
+
+def test_the_store_holds_one_execution(first_repro):
+    """A parent with the verdict and three finished backend runs with 20 epochs each, even though the
+    committed outputs made DVC skip evaluate and compare."""
+    _, env, _, _ = first_repro
+    runs = stored_runs(env["MLFLOW_TRACKING_URI"])
+    assert len(runs) == 4
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.data.tags["compare.verdict"] == "passed"
+    assert parent.info.run_name.startswith("pipeline: passed (max diff ")
+    client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
+    parent_artifacts = sorted(a.path for a in client.list_artifacts(parent.info.run_id))
+    assert parent_artifacts == ["compare.json", "loss_curves.png"]
+    assert "| manual ~ module | train_mse |" in parent.data.tags["mlflow.note.content"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.info.run_name for r in children) == ["autograd@cpu", "manual@cpu", "module@cpu"]
+    for child in children:
+        artifacts = sorted(a.path for a in client.list_artifacts(child.info.run_id))
+        assert artifacts == ["loss_curve.csv", "model.json", "predictions.csv"]
+        history = client.get_metric_history(child.info.run_id, "train_mse")
+        assert [m.step for m in history] == list(range(1, 21))
+        assert round(child.data.metrics["test_accuracy"], 4) == 0.9333
+        assert child.data.tags["torch.version"].startswith("2.13.0")
+        assert len(child.data.tags["mlflow.source.git.commit"]) == 40
+        assert child.data.tags["git.dirty"] == "false"
+    assert len({frozenset((k, v) for k, v in c.data.params.items() if k != "backend") for c in children}) == 1
+
+
+def test_second_repro_runs_nothing_and_logs_nothing(first_repro):
+    """Nothing changed since the last full repro: answered without starting DVC, and nothing logged."""
+    root, env, _, _ = first_repro
+    before = len(stored_runs(env["MLFLOW_TRACKING_URI"]))
+    done = run_cmd(["./pipeline", "repro"], root, env)
+    assert "Running stage" not in done.stdout
+    assert "no file DVC reads changed since the last ./pipeline repro" in done.stdout
+    assert len(stored_runs(env["MLFLOW_TRACKING_URI"])) == before
+    forced_check = run_cmd(["dvc", "status"], root, {**env, "PATH": f"{REPO}/.venv/bin:{env['PATH']}"})
+    assert "up to date" in forced_check.stdout  # DVC agrees
+
+
+def test_a_deleted_output_is_noticed_despite_the_shortcut(first_repro):
+    """Removing an output DVC tracks makes `./pipeline repro` run DVC, which rebuilds it."""
+    root, env, _, _ = first_repro
+    metrics = root / "metrics" / "manual.json"
+    content = metrics.read_bytes()
+    metrics.unlink()
+    done = run_cmd(["./pipeline", "repro"], root, env)
+    assert "Running stage 'evaluate'" in done.stdout
+    assert metrics.read_bytes() == content
+
+
+def test_a_tolerance_change_re_runs_compare_alone(first_repro):
+    """Tolerances matter to compare only: train, evaluate and track (MLflow) stay as they were."""
+    root, env, _, _ = first_repro
+    before = len(stored_runs(env["MLFLOW_TRACKING_URI"]))
+    with edited(root / "params.yaml", "  atol: 1.0e-7", "  atol: 2.0e-7"):
+        done = run_cmd(["./pipeline", "repro"], root, env)
+        ran = [line.split("'")[1] for line in done.stdout.splitlines() if line.startswith("Running stage")]
+        assert ran == ["compare"]
+        assert "atol=2e-07" in (root / "reports" / "compare.md").read_text()
+    run_cmd(["./pipeline", "repro"], root, env)
+    assert len(stored_runs(env["MLFLOW_TRACKING_URI"])) == before
+
+
+def _ran(done) -> list[str]:
+    return [line.split("'")[1] for line in done.stdout.splitlines() if line.startswith("Running stage")]
+
+
+def test_a_change_to_one_backend_retrains_that_backend_alone(first_repro):
+    """DVC knows which backend a change concerns: editing backends/module.py re-runs train@module only (its
+    outputs keep their bytes, so nothing downstream has to follow)."""
+    root, env, _, _ = first_repro
+    module = root / "src" / "adaline_repro" / "backends" / "module.py"
+    with edited(module, '"""torch.nn.Linear', '"""A backend: torch.nn.Linear'):
+        done = run_cmd(["./pipeline", "repro"], root, env)
+        assert _ran(done) == ["train@module"]
+    assert _ran(run_cmd(["./pipeline", "repro"], root, env)) == ["train@module"]
+
+
+def test_one_train_stage_can_be_reproduced_alone(first_repro):
+    """`./pipeline repro -f -s train@autograd` retrains that backend and gives the same bytes."""
+    root, env, _, _ = first_repro
+    model = root / "models" / "autograd.json"
+    before = model.read_bytes()
+    done = run_cmd(["./pipeline", "repro", "-f", "-s", "train@autograd"], root, env)
+    assert _ran(done) == ["train@autograd"]
+    assert model.read_bytes() == before
+
+
+def test_a_shorter_backend_list_neither_runs_nor_needs_the_missing_stage(first_repro):
+    """train.backends: [manual, module] generates two train stages; evaluate, compare and track follow the
+    list, nothing is retrained, and the autograd stage is neither run nor required."""
+    root, env, _, _ = first_repro
+    venv_env = {**env, "PATH": f"{REPO}/.venv/bin:{env['PATH']}"}
+    with edited(root / "params.yaml", "backends: [manual, autograd, module]", "backends: [manual, module]"):
+        stages = run_cmd(["dvc", "stage", "list", "--name-only"], root, venv_env).stdout.split()
+        assert [s for s in stages if s.startswith("train@")] == ["train@manual", "train@module"]
+        done = run_cmd(["./pipeline", "repro"], root, env)
+        assert _ran(done) == ["evaluate", "compare", "track"]
+        report = json.loads((root / "reports" / "compare.json").read_text())
+        assert report["passed"] is True
+        assert list(report["pairs"]) == ["manual~module"]
+    done = run_cmd(["./pipeline", "repro"], root, env)
+    assert "train@" not in " ".join(_ran(done))
+
+
+def test_invalid_parameter_is_one_line_and_logs_nothing(first_repro):
+    root, env, _, _ = first_repro
+    before = len(stored_runs(env["MLFLOW_TRACKING_URI"]))
+    with edited(root / "params.yaml", "  lr: 0.01", "  lr: -0.01"):
+        done = run_cmd(["./pipeline", "repro"], root, env, check=False)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: params.yaml: train.lr: must be greater than 0 (got -0.01)"]
+    assert "Traceback" not in done.stderr
+    assert "Running stage" not in done.stdout  # refused before DVC touched any output
+    assert len(stored_runs(env["MLFLOW_TRACKING_URI"])) == before
+
+
+def test_a_new_store_gets_the_execution_without_retraining(first_repro, tmp_path):
+    """Pointing MLFLOW_TRACKING_URI elsewhere makes the next repro log there; nothing else runs."""
+    root, env, _, _ = first_repro
+    other = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/other.db"}
+    done = run_cmd(["./pipeline", "repro"], root, other)
+    assert "Running stage 'track'" in done.stdout
+    assert "Running stage 'train" not in done.stdout
+    assert len(stored_runs(other["MLFLOW_TRACKING_URI"])) == 4
+
+
+def test_experiment_with_a_changed_learning_rate(first_repro):
+    """`dvc exp run -S` works, `dvc exp show` lists accuracies, metrics and plots render."""
+    root, env, _, _ = first_repro
+    before = len(stored_runs(env["MLFLOW_TRACKING_URI"]))
+    run_cmd(
+        ["dvc", "exp", "run", "-n", "lr-005", "-S", "train.lr=0.05"],
+        root,
+        {**env, "PATH": f"{REPO}/.venv/bin:{env['PATH']}"},
+    )
+    runs = stored_runs(env["MLFLOW_TRACKING_URI"])
+    assert len(runs) == before + 4
+    assert {r.data.tags.get("dvc.exp_name") for r in runs[:4]} == {"lr-005"}
+    assert {r.data.params.get("train.lr") for r in runs[:4]} == {"0.05"}
+    venv_env = {**env, "PATH": f"{REPO}/.venv/bin:{env['PATH']}"}
+    shown = run_cmd(["dvc", "exp", "show", "--csv"], root, venv_env).stdout
+    assert "train_accuracy" in shown
+    assert "lr-005" in shown
+    metrics = run_cmd(["dvc", "metrics", "show"], root, venv_env).stdout
+    assert "metrics/manual.json" in metrics
+    assert "test_accuracy" in metrics
+    run_cmd(["dvc", "plots", "show", "-o", "plots_html"], root, venv_env)
+    html = (root / "plots_html" / "index.html").read_text()
+    assert all(f"plots/loss/{b}.csv" in html for b in ("manual", "autograd", "module"))
+
+
+def test_a_backend_that_differs_fails_compare_and_is_still_logged(first_repro):
+    """With zero_grad() removed from the module backend, `dvc repro` fails at compare, and the store
+    holds the execution with the failed verdict for inspection, every run finished."""
+    root, env, _, _ = first_repro
+    module = root / "src" / "adaline_repro" / "backends" / "module.py"
+    before = {r.info.run_id for r in stored_runs(env["MLFLOW_TRACKING_URI"])}
+    with edited(module, "        self.optimizer.zero_grad()\n", ""):
+        done = run_cmd(["./pipeline", "repro"], root, env, check=False)
+    assert done.returncode != 0
+    assert "failed to reproduce 'compare'" in done.stderr
+    assert "FAILED: the backends differ" in done.stdout
+    report = json.loads((root / "reports" / "compare.json").read_text())
+    assert report["passed"] is False
+    assert report["pairs"]["manual~autograd"]["passed"] is True
+    new = [r for r in stored_runs(env["MLFLOW_TRACKING_URI"]) if r.info.run_id not in before]
+    assert len(new) == 4
+    assert {r.info.status for r in new} == {"FINISHED"}
+    parent = next(r for r in new if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.data.tags["compare.verdict"] == "failed"
+    assert parent.info.run_name.startswith("pipeline: FAILED (max diff ")
+    assert parent.data.metrics["compare_passed"] == 0.0
+    assert parent.data.metrics["compare_max_abs_diff_train_mse"] > 1e-2
+    # Fixed again: the pipeline passes and the store's newest execution says so.
+    done = run_cmd(["./pipeline", "repro"], root, env)
+    assert "Running stage 'track'" in done.stdout
+    newest = stored_runs(env["MLFLOW_TRACKING_URI"])[:4]
+    assert {r.data.tags["compare.verdict"] for r in newest if "mlflow.parentRunId" not in r.data.tags} == {"passed"}
+
+
+def test_runs_after_a_committed_parameter_change_are_clean(tmp_path_factory):
+    """A committed lr change retrains every backend and rewrites models, predictions and metrics; the runs
+    logged are git.dirty=false, since the code and params.yaml are the commit's."""
+    root, env = make_clone(tmp_path_factory)
+    params = root / "params.yaml"
+    params.write_text(params.read_text().replace("  lr: 0.01", "  lr: 0.02"))
+    run_cmd(["git", "commit", "-qam", "lr 0.02"], root, env)
+    run_cmd(["./pipeline", "repro"], root, env)
+    changed = run_cmd(["git", "status", "--porcelain", "--untracked-files=no"], root, env).stdout
+    assert "models/manual.json" in changed
+    assert "predictions/manual.csv" in changed
+    runs = stored_runs(env["MLFLOW_TRACKING_URI"])
+    assert len(runs) == 4
+    assert {r.data.params.get("train.lr") for r in runs} == {"0.02"}
+    assert {r.data.tags["git.dirty"] for r in runs} == {"false"}

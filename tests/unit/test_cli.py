@@ -1,0 +1,74 @@
+"""Command line: options after `test` reach pytest; the project's own errors are one line with their exit
+code; anything else is a bug that shows its traceback and exits EXIT_BUG."""
+
+from __future__ import annotations
+
+import pytest
+
+from adaline_repro import cli, errors
+from adaline_repro.errors import EXIT_BUG, EXIT_INPUT, EXIT_STORE, InputError, ReproError, StoreError
+
+
+def test_options_after_test_reach_pytest(capfd):
+    """`./pipeline test --collect-only -q FILE` lists that file's tests instead of failing in argparse."""
+    assert cli.main(["test", "--collect-only", "-q", "-n", "0", "tests/unit/test_workspace.py"]) == 0
+    out = capfd.readouterr().out
+    assert "tests/unit/test_workspace.py::test_environment_tracking_uri_wins" in out
+
+
+def test_a_missing_input_is_one_line_and_exit_2(tmp_path, capsys):
+    """A stage pointed at a file that is not there says which file, without a traceback, and exits 2."""
+    missing = tmp_path / "train.csv"
+    model, curve = tmp_path / "m.json", tmp_path / "c.csv"
+    code = cli.main(
+        ["train", "--backend", "manual", "--train", str(missing), "--model", str(model), "--curve", str(curve)]
+    )
+    assert code == EXIT_INPUT
+    assert capsys.readouterr().err == f"error: {missing}: cannot read (No such file or directory)\n"
+    assert not model.exists()
+    assert not curve.exists()
+
+
+@pytest.mark.parametrize(
+    ("raised", "code"), [(InputError("bad thing"), EXIT_INPUT), (StoreError("store down"), EXIT_STORE)]
+)
+def test_own_errors_are_one_line_with_their_exit_code(monkeypatch, capsys, raised, code):
+    """An error type of the project becomes `error: <message>` and its class's exit code, no traceback."""
+
+    def fail(args):
+        raise raised
+
+    monkeypatch.setattr(cli, "_fetch", fail)
+    assert cli.main(["fetch", "--out", "x.csv"]) == code
+    assert capsys.readouterr().err == f"error: {raised}\n"
+
+
+@pytest.mark.parametrize("bug", [KeyError("weights"), ValueError("bad shape"), OSError(5, "I/O error")])
+def test_anything_else_is_a_bug_with_its_traceback(monkeypatch, capsys, bug):
+    """A KeyError, ValueError or OSError from our code is not the user's mistake: traceback, exit EXIT_BUG."""
+
+    def fail(args):
+        raise bug
+
+    monkeypatch.setattr(cli, "_fetch", fail)
+    assert cli.main(["fetch", "--out", "x.csv"]) == EXIT_BUG
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert f"{type(bug).__name__}: " in err
+    assert err.splitlines()[-1] == f"error: unexpected failure (a bug; exit {EXIT_BUG}), traceback above"
+
+
+def test_exit_codes_are_distinct_and_every_error_type_uses_one():
+    """Each exit code means one thing, and every error type of the project exits with one of them."""
+    codes = {k: v for k, v in vars(errors).items() if k.startswith("EXIT_")}
+    assert len(set(codes.values())) == len(codes)
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    import adaline_repro.ops.check, adaline_repro.ops.postgres, adaline_repro.track  # noqa: E401, F401, I001
+
+    for error_type in subclasses(ReproError):
+        assert error_type.exit_code in codes.values(), error_type

@@ -1,0 +1,149 @@
+"""Compare: float32 rounding between backends passes; a missing zero_grad, one swapped
+shuffle position, or a learning rate off by 0.1 % in one backend fails."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from adaline_repro import evaluate
+from adaline_repro.compare import BackendOutputs, compare, load_outputs
+from adaline_repro.files import json_text, read_json
+from adaline_repro.params import CompareParams, replace
+from adaline_repro.train import shuffle_orders, train, write_result
+from tests.conftest import PATHS, REPO, stored_runs
+
+
+def _outputs(tmp_path, name, result, data_dir, train_table, params) -> BackendOutputs:
+    """Write a training result (as backend `name`) the way the stages do, then read it back as compare does."""
+    dirs = PATHS.results(tmp_path)
+    write_result(dataclasses.replace(result, backend=name), train_table.features, dirs.model(name), dirs.curve(name))
+    evaluate.run(dirs, (name,), data_dir / "train.csv", data_dir / "test.csv", params.evaluate)
+    return BackendOutputs(**{**load_outputs(name, dirs).__dict__, "backend": result.backend})
+
+
+@pytest.fixture
+def reference(tmp_path, data_dir, train_table, params):
+    """The manual backend with the defaults: the side every faulty run is compared against."""
+    return _outputs(tmp_path, "reference", train("manual", train_table, params.train), data_dir, train_table, params)
+
+
+def test_default_backends_agree(tmp_path, data_dir, train_table, params):
+    """With the defaults the three backends pass, their differences being float32 rounding (< 1e-7)."""
+    outs = [
+        _outputs(tmp_path, b, train(b, train_table, params.train), data_dir, train_table, params)
+        for b in params.train.backends
+    ]
+    report = compare(outs, params.compare)
+    assert report.passed, report.markdown()
+    assert 0 < report.largest("train_mse") < 1e-7
+    assert report.largest("weights") < 1e-7
+    assert report.largest("predictions") == 0
+
+
+def test_missing_zero_grad_fails(tmp_path, monkeypatch, reference, data_dir, train_table, params):
+    """The module backend with gradients accumulating across steps is caught."""
+    monkeypatch.setattr(torch.optim.SGD, "zero_grad", lambda self, set_to_none=True: None)
+    faulty = _outputs(tmp_path, "module", train("module", train_table, params.train), data_dir, train_table, params)
+    report = compare([reference, faulty], params.compare)
+    assert not report.passed
+    assert report.largest("train_mse") > 1e-2
+
+
+def test_one_swapped_shuffle_position_fails(tmp_path, reference, data_dir, train_table, params):
+    """Swapping two rows across minibatches in one epoch's order is caught."""
+    orders = shuffle_orders(70, params.train.epochs, params.train.seed)
+    order = orders[10].clone()
+    order[0], order[69] = orders[10][69], orders[10][0]
+    orders[10] = order
+    result = train("autograd", train_table, params.train, orders=orders)
+    faulty = _outputs(tmp_path, "autograd", result, data_dir, train_table, params)
+    report = compare([reference, faulty], params.compare)
+    assert not report.passed
+    diff = next(d for d in report.pairs[0].differences if d.quantity == "train_mse")
+    assert diff.at.startswith("epoch ")
+    assert int(diff.at.split()[1]) >= 11
+
+
+@pytest.mark.parametrize("factor", [1.001, 0.999])
+def test_learning_rate_off_by_a_tenth_of_a_percent_fails(tmp_path, factor, reference, data_dir, train_table, params):
+    result = train("module", train_table, replace(params.train, lr=params.train.lr * factor))
+    faulty = _outputs(tmp_path, "module", result, data_dir, train_table, params)
+    report = compare([reference, faulty], params.compare)
+    assert not report.passed
+    assert not next(d for d in report.pairs[0].differences if d.quantity == "train_mse").passed
+
+
+def test_nan_is_never_equal_to_nan(reference):
+    """Two runs that both diverged do not agree."""
+    broken = BackendOutputs(**{**reference.__dict__, "curve": np.full_like(reference.curve, math.nan)})
+    other = BackendOutputs(**{**broken.__dict__, "backend": "other"})
+    report = compare([broken, other], CompareParams(atol=1.0, rtol=1.0))
+    assert not report.passed
+    assert report.largest("train_mse") is None
+
+
+def test_one_flipped_prediction_fails_whatever_the_tolerance(reference):
+    rows = list(reference.predictions)
+    split, row, pred = rows[3]
+    rows[3] = (split, row, 1 - pred)
+    flipped = BackendOutputs(**{**reference.__dict__, "backend": "flipped", "predictions": tuple(rows)})
+    report = compare([reference, flipped], CompareParams(atol=1.0, rtol=1.0))
+    assert not report.passed
+    assert report.largest("predictions") == 1
+
+
+def test_compare_command_fails_after_logging_the_execution(tmp_path, data_dir, train_table, params):
+    """The stage writes passed=false, prints the table, logs the execution (dvc repro will not reach the
+    track stage) and exits 1; run again on the same results it does not log a second copy."""
+    dirs = PATHS.results(tmp_path)
+    for b in params.train.backends:
+        p = replace(params.train, lr=0.01001) if b == "module" else params.train
+        _outputs(tmp_path, b, train(b, train_table, p), data_dir, train_table, params)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = ["--params", REPO / "params.yaml", "--models", dirs.models, "--curves", dirs.curves]
+    args += ["--predictions", dirs.predictions, "--metrics", dirs.metrics]
+    args += ["--report-json", tmp_path / "r.json", "--report-md", tmp_path / "r.md"]
+    args += ["--raw", data_dir / "raw.csv", "--train", data_dir / "train.csv", "--test", data_dir / "test.csv"]
+    args += ["--figure", tmp_path / "figure.png", "--marker", tmp_path / ".tracking" / "logged.json"]
+    env = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin", "MLFLOW_TRACKING_URI": uri}
+    runs = []
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-m", "adaline_repro", "compare", *map(str, args)],
+            capture_output=True, text=True, env=env, cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        runs.append(stored_runs(uri))
+    report = read_json(tmp_path / "r.json")
+    assert report["passed"] is False
+    assert report["pairs"]["manual~autograd"]["passed"] is True
+    assert report["pairs"]["manual~module"]["train_mse"]["passed"] is False
+    assert "FAILED: the backends differ" in done.stdout
+    assert "| manual ~ module | train_mse |" in done.stdout
+    assert "already holds this execution" in done.stdout
+    assert len(runs[0]) == len(runs[1]) == 4
+    parent = next(r for r in runs[0] if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.data.tags["compare.verdict"] == "failed"
+    assert {r.info.status for r in runs[0]} == {"FINISHED"}
+    assert (tmp_path / "figure.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_compare_json_holds_no_tolerances(tmp_path, data_dir, train_table, params):
+    """Tolerances that keep the verdict leave reports/compare.json byte for byte the same (so the track
+    stage, which depends on it, does not re-run); the markdown report states them."""
+    outs = [
+        _outputs(tmp_path, b, train(b, train_table, params.train), data_dir, train_table, params)
+        for b in params.train.backends
+    ]
+    loose = compare(outs, CompareParams(atol=1e-6, rtol=1e-6))
+    strict = compare(outs, params.compare)
+    assert json_text(loose.as_dict()) == json_text(strict.as_dict())
+    assert "atol=1e-06" in loose.markdown()
+    assert "atol=1e-07" in strict.markdown()

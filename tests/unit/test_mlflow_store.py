@@ -1,0 +1,139 @@
+"""Tracking: one parent and a child per backend in a real SQLite store; no run left RUNNING on failure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from adaline_repro import mlflow_store as tracking
+from adaline_repro.mlflow_store import BackendRun, Dataset, Execution, TrackingError, log_execution
+
+
+def _execution(tmp_path: Path, artifact_missing: bool = False) -> Execution:
+    data = tmp_path / "train.csv"
+    data.write_text("a,b,label,row\n0.5,0.25,1,3\n")
+    art = tmp_path / "curve.csv"
+    art.write_text("epoch,train_mse\n1,0.5\n2,0.25\n")
+    backends = [
+        BackendRun(
+            b,
+            "cpu",
+            [0.5, 0.25],
+            {"train_accuracy": 0.9, "test_accuracy": 0.8, "train_mse": 0.25},
+            {"curve.csv": tmp_path / "missing.csv" if (artifact_missing and b == "module") else art},
+        )
+        for b in ("manual", "autograd", "module")
+    ]
+    return Execution(
+        experiment="exp",
+        params={"train.lr": "0.01", "train.epochs": "2"},
+        tags={"git.dirty": "false"},
+        backends=backends,
+        datasets=[Dataset("iris-train", data, "abc123", "training")],
+        verdict={"compare_passed": 1.0},
+        verdict_tags={"compare.verdict": "passed"},
+        reports={"compare.json": "{}\n"},
+        note="**Compare passed**",
+    )
+
+
+@pytest.fixture
+def uri(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracking.init_store(uri)
+    return uri
+
+
+def test_parent_and_children_are_logged(tmp_path, uri):
+    parent_id = log_execution(uri, _execution(tmp_path))
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("exp").experiment_id])
+    assert len(runs) == 4
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
+    assert sorted(r.info.run_name for r in children) == ["autograd@cpu", "manual@cpu", "module@cpu"]
+    params = [dict(r.data.params) for r in children]
+    assert all(
+        {k: v for k, v in p.items() if k != "backend"} == {"train.lr": "0.01", "train.epochs": "2"} for p in params
+    )
+    history = client.get_metric_history(children[0].info.run_id, "train_mse")
+    assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 0.25)]
+    parent = client.get_run(parent_id)
+    assert parent.data.tags["compare.verdict"] == "passed"
+    assert parent.data.tags["mlflow.note.content"] == "**Compare passed**"
+    assert parent.data.params["train.backends"] == "manual,autograd,module"
+    assert children[0].inputs.dataset_inputs[0].dataset.name == "iris-train"
+    artifacts = [a.path for a in client.list_artifacts(children[0].info.run_id)]
+    assert artifacts == ["curve.csv"]
+
+
+def test_a_store_failure_midway_is_a_tracking_error_and_leaves_no_run_running(tmp_path, uri, monkeypatch):
+    """The store refusing a write while the third backend is logged: TrackingError (exit 3), and the parent
+    and that child end FAILED, none RUNNING."""
+    original = mlflow.MlflowClient.log_text
+
+    def refuse_module(self, run_id, text, name):
+        if self.get_run(run_id).data.tags.get("backend") == "module":
+            raise mlflow.exceptions.MlflowException("write refused")
+        return original(self, run_id, text, name)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "log_text", refuse_module)
+    with pytest.raises(TrackingError, match=r"tracking store sqlite:///.*: write refused"):
+        log_execution(uri, _execution(tmp_path))
+    client = mlflow.MlflowClient(uri)
+    statuses = sorted(r.info.status for r in client.search_runs([client.get_experiment_by_name("exp").experiment_id]))
+    assert "RUNNING" not in statuses
+    assert statuses.count("FAILED") == 2  # the parent and the module child
+
+
+def test_a_missing_local_file_is_not_blamed_on_the_store(tmp_path, uri):
+    """A local artifact that is not there is our bug, not the store's: its own error propagates (the CLI
+    prints its traceback), and the runs still end FAILED."""
+    with pytest.raises(FileNotFoundError):
+        log_execution(uri, _execution(tmp_path, artifact_missing=True))
+    client = mlflow.MlflowClient(uri)
+    statuses = sorted(r.info.status for r in client.search_runs([client.get_experiment_by_name("exp").experiment_id]))
+    assert "RUNNING" not in statuses
+    assert statuses.count("FAILED") == 2
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, SystemExit])
+def test_an_interrupted_logging_ends_its_runs_killed(tmp_path, uri, monkeypatch, interruption):
+    """Ctrl-C (KeyboardInterrupt) or SIGTERM (SystemExit, from the CLI's handler) while the second backend
+    run is being logged: every run of that execution ends KILLED, none RUNNING."""
+    calls = {"n": 0}
+    original = mlflow.MlflowClient.log_inputs
+
+    def interrupted(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise interruption()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "log_inputs", interrupted)
+    with pytest.raises(interruption):
+        log_execution(uri, _execution(tmp_path))
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("exp").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "KILLED", "KILLED"]  # manual done; 2 were open
+
+
+def test_latest_execution_is_the_newest_parent_with_its_backend_runs(tmp_path, uri):
+    first = log_execution(uri, _execution(tmp_path))
+    second = log_execution(uri, _execution(tmp_path))
+    latest = tracking.latest_execution(uri, "exp")
+    assert latest.parent_run_id == second != first
+    children = mlflow.MlflowClient(uri).search_runs([latest.experiment_id], f"tags.mlflow.parentRunId = '{second}'")
+    assert sorted(latest.child_run_ids) == sorted(r.info.run_id for r in children)
+    assert tracking.latest_execution(uri, "no-such-experiment") is None
+
+
+def test_embedded_experiments_keep_artifacts_beside_the_database(tmp_path, uri):
+    log_execution(uri, _execution(tmp_path))
+    experiment = mlflow.MlflowClient(uri).get_experiment_by_name("exp")
+    assert experiment.artifact_location == (tmp_path / "mlartifacts").as_uri()
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
