@@ -1,21 +1,42 @@
-"""End to end: the real pipeline (DVC + MLflow) in a fresh git copy of the project."""
+"""End to end: the real pipeline (DVC + MLflow) in a fresh git copy of the project.
+
+One clone per module runs `./pipeline repro` once (`prepared`); tests that only read use it, tests that
+change anything get a private copy of it and its store (`repo`), so no test depends on another's order.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import mlflow
 import pytest
 
-from tests.conftest import REPO, edited, make_clone, run_cmd, stored_runs
+from adaline_repro.backends import BACKENDS
+from adaline_repro.track import marker_uri_file
+from tests.conftest import PATHS, REPO, edited, make_clone, run_cmd, stored_runs
 
 
 @pytest.fixture(scope="module")
 def first_repro(tmp_path_factory):
+    """The clone after its first `./pipeline repro`: read it, never change it."""
     root, env = make_clone(tmp_path_factory)
     committed_lock = (root / "dvc.lock").read_text()
     done = run_cmd(["./pipeline", "repro"], root, env)
     return root, env, committed_lock, done
+
+
+@pytest.fixture
+def repo(first_repro, tmp_path):
+    """A private copy of the prepared clone and of its store, in the same state: (root, env)."""
+    prepared, env = first_repro[0], first_repro[1]
+    root, store = tmp_path / "clone", tmp_path / "store"
+    shutil.copytree(prepared, root, symlinks=True)
+    shutil.copytree(Path(env["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///")).parent, store)
+    uri = f"sqlite:///{store}/mlflow.db"
+    marker_uri_file(root / PATHS.marker).write_text(uri + "\n")  # the copied store holds what it vouches for
+    return root, {**env, "MLFLOW_TRACKING_URI": uri}
 
 
 def test_fresh_clone_reproduces_the_committed_lock(first_repro):
@@ -29,8 +50,8 @@ def test_fresh_clone_reproduces_the_committed_lock(first_repro):
 
 def test_every_backend_reports_the_lecture_accuracies(first_repro):
     root = first_repro[0]
-    for backend in ("manual", "autograd", "module"):
-        metrics = json.loads((root / "metrics" / f"{backend}.json").read_text())
+    for backend in BACKENDS:
+        metrics = json.loads((root / PATHS.metrics / f"{backend}.json").read_text())
         assert round(metrics["train_accuracy"], 4) == 0.9286
         assert round(metrics["test_accuracy"], 4) == 0.9333
     report = json.loads((root / "reports" / "compare.json").read_text())
@@ -42,7 +63,7 @@ def test_the_store_holds_one_execution(first_repro):
     committed outputs made DVC skip evaluate and compare."""
     _, env, _, _ = first_repro
     runs = stored_runs(env["MLFLOW_TRACKING_URI"])
-    assert len(runs) == 4
+    assert len(runs) == 1 + len(BACKENDS)
     assert {r.info.status for r in runs} == {"FINISHED"}
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
     assert parent.data.tags["compare.verdict"] == "passed"
@@ -52,7 +73,7 @@ def test_the_store_holds_one_execution(first_repro):
     assert parent_artifacts == ["compare.json", "loss_curves.png"]
     assert "| manual ~ module | train_mse |" in parent.data.tags["mlflow.note.content"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert sorted(r.info.run_name for r in children) == ["autograd@cpu", "manual@cpu", "module@cpu"]
+    assert sorted(r.info.run_name for r in children) == sorted(f"{b}@cpu" for b in BACKENDS)
     for child in children:
         artifacts = sorted(a.path for a in client.list_artifacts(child.info.run_id))
         assert artifacts == ["loss_curve.csv", "model.json", "predictions.csv"]
@@ -77,9 +98,9 @@ def test_second_repro_runs_nothing_and_logs_nothing(first_repro):
     assert "up to date" in forced_check.stdout  # DVC agrees
 
 
-def test_a_deleted_output_is_noticed_despite_the_shortcut(first_repro):
+def test_a_deleted_output_is_noticed_despite_the_shortcut(repo):
     """Removing an output DVC tracks makes `./pipeline repro` run DVC, which rebuilds it."""
-    root, env, _, _ = first_repro
+    root, env = repo
     metrics = root / "metrics" / "manual.json"
     content = metrics.read_bytes()
     metrics.unlink()
@@ -88,9 +109,9 @@ def test_a_deleted_output_is_noticed_despite_the_shortcut(first_repro):
     assert metrics.read_bytes() == content
 
 
-def test_a_tolerance_change_re_runs_compare_alone(first_repro):
+def test_a_tolerance_change_re_runs_compare_alone(repo):
     """Tolerances matter to compare only: train, evaluate and track (MLflow) stay as they were."""
-    root, env, _, _ = first_repro
+    root, env = repo
     before = len(stored_runs(env["MLFLOW_TRACKING_URI"]))
     with edited(root / "params.yaml", "  atol: 1.0e-7", "  atol: 2.0e-7"):
         done = run_cmd(["./pipeline", "repro"], root, env)
@@ -105,10 +126,10 @@ def _ran(done) -> list[str]:
     return [line.split("'")[1] for line in done.stdout.splitlines() if line.startswith("Running stage")]
 
 
-def test_a_change_to_one_backend_retrains_that_backend_alone(first_repro):
+def test_a_change_to_one_backend_retrains_that_backend_alone(repo):
     """DVC knows which backend a change concerns: editing backends/module.py re-runs train@module only (its
     outputs keep their bytes, so nothing downstream has to follow)."""
-    root, env, _, _ = first_repro
+    root, env = repo
     module = root / "src" / "adaline_repro" / "backends" / "module.py"
     with edited(module, '"""torch.nn.Linear', '"""A backend: torch.nn.Linear'):
         done = run_cmd(["./pipeline", "repro"], root, env)
@@ -116,9 +137,9 @@ def test_a_change_to_one_backend_retrains_that_backend_alone(first_repro):
     assert _ran(run_cmd(["./pipeline", "repro"], root, env)) == ["train@module"]
 
 
-def test_one_train_stage_can_be_reproduced_alone(first_repro):
+def test_one_train_stage_can_be_reproduced_alone(repo):
     """`./pipeline repro -f -s train@autograd` retrains that backend and gives the same bytes."""
-    root, env, _, _ = first_repro
+    root, env = repo
     model = root / "models" / "autograd.json"
     before = model.read_bytes()
     done = run_cmd(["./pipeline", "repro", "-f", "-s", "train@autograd"], root, env)
@@ -126,10 +147,10 @@ def test_one_train_stage_can_be_reproduced_alone(first_repro):
     assert model.read_bytes() == before
 
 
-def test_a_shorter_backend_list_neither_runs_nor_needs_the_missing_stage(first_repro):
+def test_a_shorter_backend_list_neither_runs_nor_needs_the_missing_stage(repo):
     """train.backends: [manual, module] generates two train stages; evaluate, compare and track follow the
     list, nothing is retrained, and the autograd stage is neither run nor required."""
-    root, env, _, _ = first_repro
+    root, env = repo
     venv_env = {**env, "PATH": f"{REPO}/.venv/bin:{env['PATH']}"}
     with edited(root / "params.yaml", "backends: [manual, autograd, module]", "backends: [manual, module]"):
         stages = run_cmd(["dvc", "stage", "list", "--name-only"], root, venv_env).stdout.split()
@@ -143,8 +164,8 @@ def test_a_shorter_backend_list_neither_runs_nor_needs_the_missing_stage(first_r
     assert "train@" not in " ".join(_ran(done))
 
 
-def test_invalid_parameter_is_one_line_and_logs_nothing(first_repro):
-    root, env, _, _ = first_repro
+def test_invalid_parameter_is_one_line_and_logs_nothing(repo):
+    root, env = repo
     before = len(stored_runs(env["MLFLOW_TRACKING_URI"]))
     with edited(root / "params.yaml", "  lr: 0.01", "  lr: -0.01"):
         done = run_cmd(["./pipeline", "repro"], root, env, check=False)
@@ -156,9 +177,9 @@ def test_invalid_parameter_is_one_line_and_logs_nothing(first_repro):
     assert len(stored_runs(env["MLFLOW_TRACKING_URI"])) == before
 
 
-def test_a_new_store_gets_the_execution_without_retraining(first_repro, tmp_path):
+def test_a_new_store_gets_the_execution_without_retraining(repo, tmp_path):
     """Pointing MLFLOW_TRACKING_URI elsewhere makes the next repro log there; nothing else runs."""
-    root, env, _, _ = first_repro
+    root, env = repo
     other = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/other.db"}
     done = run_cmd(["./pipeline", "repro"], root, other)
     assert "Running stage 'track'" in done.stdout
@@ -166,9 +187,9 @@ def test_a_new_store_gets_the_execution_without_retraining(first_repro, tmp_path
     assert len(stored_runs(other["MLFLOW_TRACKING_URI"])) == 4
 
 
-def test_experiment_with_a_changed_learning_rate(first_repro):
+def test_experiment_with_a_changed_learning_rate(repo):
     """`dvc exp run -S` works, `dvc exp show` lists accuracies, metrics and plots render."""
-    root, env, _, _ = first_repro
+    root, env = repo
     before = len(stored_runs(env["MLFLOW_TRACKING_URI"]))
     run_cmd(
         ["dvc", "exp", "run", "-n", "lr-005", "-S", "train.lr=0.05"],
@@ -188,13 +209,13 @@ def test_experiment_with_a_changed_learning_rate(first_repro):
     assert "test_accuracy" in metrics
     run_cmd(["dvc", "plots", "show", "-o", "plots_html"], root, venv_env)
     html = (root / "plots_html" / "index.html").read_text()
-    assert all(f"plots/loss/{b}.csv" in html for b in ("manual", "autograd", "module"))
+    assert all(f"{PATHS.curves}/{b}.csv" in html for b in BACKENDS)
 
 
-def test_a_backend_that_differs_fails_compare_and_is_still_logged(first_repro):
+def test_a_backend_that_differs_fails_compare_and_is_still_logged(repo):
     """With zero_grad() removed from the module backend, `dvc repro` fails at compare, and the store
     holds the execution with the failed verdict for inspection, every run finished."""
-    root, env, _, _ = first_repro
+    root, env = repo
     module = root / "src" / "adaline_repro" / "backends" / "module.py"
     before = {r.info.run_id for r in stored_runs(env["MLFLOW_TRACKING_URI"])}
     with edited(module, "        self.optimizer.zero_grad()\n", ""):
@@ -232,6 +253,6 @@ def test_runs_after_a_committed_parameter_change_are_clean(tmp_path_factory):
     assert "models/manual.json" in changed
     assert "predictions/manual.csv" in changed
     runs = stored_runs(env["MLFLOW_TRACKING_URI"])
-    assert len(runs) == 4
+    assert len(runs) == 1 + len(BACKENDS)
     assert {r.data.params.get("train.lr") for r in runs} == {"0.02"}
     assert {r.data.tags["git.dirty"] for r in runs} == {"false"}

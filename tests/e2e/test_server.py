@@ -17,6 +17,7 @@ import psycopg
 import pytest
 from bench import sweep
 
+from adaline_repro.backends import BACKENDS
 from adaline_repro.ops import postgres
 from adaline_repro.ops import server as server_module
 from tests.conftest import (
@@ -31,7 +32,6 @@ from tests.conftest import (
 )
 
 READY_TIMEOUT_S = 240
-BACKENDS = ("manual", "autograd", "module")
 
 
 def _state_folder() -> Path:

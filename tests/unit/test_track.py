@@ -1,13 +1,15 @@
-"""git.dirty on every logged run says whether code or configuration differ from the commit; the pipeline's
-own outputs (what dvc.lock records) do not count."""
+"""What the track stage logs: every parameter of params.yaml except the documented ones, and git.dirty saying
+whether code or configuration differ from the commit (the pipeline's own outputs do not count)."""
 
 from __future__ import annotations
 
 import subprocess
 
 import pytest
+import yaml
 
-from adaline_repro.track import source_tags
+from adaline_repro.track import flat_params, source_tags
+from tests.conftest import REPO
 
 LOCK = """schema: '2.0'
 stages:
@@ -56,3 +58,17 @@ def test_rewritten_outputs_and_lock_leave_a_run_clean(repo):
 def test_changed_code_or_configuration_makes_a_run_dirty(repo, changed):
     (repo / changed).write_text((repo / changed).read_text() + "# edited\n")
     assert source_tags(repo)["git.dirty"] == "true"
+
+
+def test_logged_params_are_exactly_params_yaml_less_what_is_documented(params):
+    """Every key of params.yaml is logged, with its value as written, except `tracking` (where it is logged),
+    `compare` (the verdict's tolerances, not the execution's) and train.backends (each run names its own)."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    expected = {
+        f"{section}.{key}": ",".join(value) if isinstance(value, list) else str(value)
+        for section, values in raw.items()
+        if section not in ("tracking", "compare")
+        for key, value in values.items()
+        if (section, key) != ("train", "backends")
+    }
+    assert flat_params(params) == expected

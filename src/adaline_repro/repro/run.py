@@ -56,7 +56,7 @@ def repro(dvc_args: list[str], root: Path, say: Callable[[str], None]) -> int:
 
     # Validate before DVC starts: DVC deletes a stage's outputs before running it, so a stage that only then
     # found params.yaml invalid would leave the previous results gone.
-    load_params(root / "params.yaml")
+    load_params("params.yaml")  # relative: messages name the file as the user knows it (cwd is root)
     uptodate.forget(root)
     from dvc.cli import main as dvc_main  # in this process: one interpreter start-up fewer
 

@@ -1,0 +1,27 @@
+"""dvc.yaml is the one home of the pipeline's paths: its `paths` are what the stage commands use."""
+
+from __future__ import annotations
+
+import msgspec
+import yaml
+
+from adaline_repro.paths import pipeline_paths
+from tests.conftest import REPO
+
+
+def test_every_stage_command_takes_its_paths_from_dvc_yaml():
+    """No stage command, dependency or output spells a data or result path itself: each is `${paths.*}`."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    paths = msgspec.structs.asdict(pipeline_paths(REPO))
+    for name, stage in stages.items():
+        text = yaml.safe_dump({k: stage.get(k) for k in ("cmd", "deps", "outs", "plots", "metrics")})
+        for value in paths.values():
+            assert f" {value}" not in text.replace("${paths.", " ${paths."), (name, value)
+
+
+def test_the_results_layout_names_one_file_per_backend_in_each_folder():
+    results = pipeline_paths(REPO).results(REPO)
+    assert results.model("manual") == REPO / "models" / "manual.json"
+    assert results.curve("autograd") == REPO / "plots" / "loss" / "autograd.csv"
+    assert results.prediction("module") == REPO / "predictions" / "module.csv"
+    assert results.metric("module") == REPO / "metrics" / "module.json"
