@@ -109,6 +109,12 @@ def _bench(extra: list[str]) -> int:
     return devtools.bench(extra)
 
 
+def _lint(a: argparse.Namespace) -> int:
+    from adaline_repro.ops import devtools
+
+    return devtools.lint()
+
+
 def _lock(a: argparse.Namespace) -> int:
     from adaline_repro.ops import devtools
 
@@ -199,6 +205,7 @@ def _parser() -> argparse.ArgumentParser:
         ("bench", "benchmarks against a single script (extra arguments go to bench/bench.py)"),
     ):
         sub.add_parser(name, help=help_).add_argument("extra", nargs=argparse.REMAINDER)
+    sub.add_parser("lint", help="ruff check and ruff format --check (src, tests, bench)").set_defaults(func=_lint)
     sub.add_parser("lock", help="regenerate requirements.lock from requirements.in").set_defaults(func=_lock)
     return parser
 

@@ -1,7 +1,7 @@
 """params.yaml -> frozen, validated objects; the only module that reads params.yaml.
 
-msgspec does the validating: it imports in milliseconds, where pydantic took 0.3 s in each of the stage
-processes (DVC starts one per stage).
+msgspec does the validating: it imports in milliseconds, where pydantic costs a noticeable fraction of a
+second in each stage process (DVC starts one per stage; docs/performance.md has the figures).
 """
 
 from __future__ import annotations

@@ -51,10 +51,21 @@ def resolve_device(requested: str) -> torch.device:
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
         # On CUDA some kernels (atomics in reductions) are nondeterministic unless told otherwise. The CPU ops
-        # used here are deterministic without it (tests/test_train.py shows the same bytes either way), and
-        # the flag imports torch._dynamo: seconds in every train stage, for nothing.
+        # used here are deterministic without it (tests/unit/test_train.py shows the same bytes either way),
+        # and the flag imports torch._dynamo: seconds in every train stage, for nothing.
         torch.use_deterministic_algorithms(True)
     return torch.device(requested)
+
+
+def determinism(device: str) -> dict[str, object]:
+    """The settings a train stage on `device` runs with, as torch reports them after resolve_device."""
+    resolve_device(device)
+    return {
+        "use_deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "shuffle_generator_device": str(torch.Generator().device),
+    }
 
 
 def shuffle_orders(n: int, epochs: int, seed: int) -> list[torch.Tensor]:

@@ -1,4 +1,5 @@
-"""The GitHub workflow: valid against GitHub's schema, clean under zizmor, and running the check nightly."""
+"""The GitHub workflows: valid against GitHub's schema, clean under zizmor, hardened alike; the check runs
+nightly and the tests on every push and pull request."""
 
 from __future__ import annotations
 
@@ -7,28 +8,63 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import REPO
 
-WORKFLOW = REPO / ".github" / "workflows" / "reproducibility.yml"
+WORKFLOWS = REPO / ".github" / "workflows"
+WORKFLOW = WORKFLOWS / "reproducibility.yml"
+TESTS = WORKFLOWS / "tests.yml"
 BIN = Path(sys.executable).parent
+ALL = sorted(WORKFLOWS.glob("*.yml"))
 
 
-def test_workflow_matches_the_github_workflow_schema():
+def test_both_workflows_exist():
+    assert [w.name for w in ALL] == ["reproducibility.yml", "tests.yml"]
+
+
+@pytest.mark.parametrize("workflow", ALL, ids=lambda w: w.name)
+def test_workflow_matches_the_github_workflow_schema(workflow):
     done = subprocess.run(
-        [BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", WORKFLOW],
+        [BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", workflow],
         capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_zizmor_finds_nothing_of_medium_severity_or_above():
+@pytest.mark.parametrize("workflow", ALL, ids=lambda w: w.name)
+def test_zizmor_finds_nothing_of_medium_severity_or_above(workflow):
     done = subprocess.run(
-        [BIN / "zizmor", "--offline", "--min-severity", "medium", "--no-progress", WORKFLOW],
+        [BIN / "zizmor", "--offline", "--min-severity", "medium", "--no-progress", workflow],
         capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("workflow", ALL, ids=lambda w: w.name)
+def test_hardening_read_only_pinned_no_persisted_credentials(workflow):
+    """Read-only token, every action pinned to a commit, and checkout never keeps its credentials."""
+    text = workflow.read_text()
+    flow = yaml.safe_load(text)
+    assert flow["permissions"] == {"contents": "read"}
+    uses = re.findall(r"uses:\s*(\S+)", text)
+    assert all(re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", u) for u in uses), uses
+    for job in flow["jobs"].values():
+        for step in job["steps"]:
+            if step.get("uses", "").startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False
+
+
+def test_tests_workflow_runs_lint_the_fast_tier_and_the_whole_suite_on_pushes_and_pull_requests():
+    flow = yaml.safe_load(TESTS.read_text())
+    triggers = flow.get("on", flow.get(True))
+    assert {"pull_request", "push"} <= set(triggers)
+    runs = {name: [s.get("run", "") for s in job["steps"]] for name, job in flow["jobs"].items()}
+    assert "./pipeline lint" in runs["lint"]
+    assert "./pipeline test --fast" in runs["fast"]
+    assert "./pipeline test" in runs["full"]
+    assert any("system-packages" in r for r in runs["full"])
 
 
 def test_triggers_permissions_and_pins():

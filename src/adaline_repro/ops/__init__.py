@@ -1,1 +1,2 @@
-"""Operations around the pipeline: the reproducibility check, the environment fingerprint, the MLflow UI and\nserver, the PostgreSQL behind it, scratch copies of the worktree, and the developer commands."""
+"""Operations around the pipeline: the reproducibility check, the environment fingerprint, the MLflow UI and
+server, the PostgreSQL behind it, scratch copies of the worktree, and the developer commands."""

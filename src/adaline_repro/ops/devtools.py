@@ -1,4 +1,5 @@
-"""Commands for working on the project: the tests (all, or the fast tier), the benchmarks, the lock file."""
+"""Commands for working on the project: the tests (all, or the fast tier), the linter, the benchmarks, the
+lock file."""
 
 from __future__ import annotations
 
@@ -26,6 +27,14 @@ def test(pytest_args: list[str]) -> int:
         workers = max(1, min(4, len(os.sched_getaffinity(0))))
         args = ["-n", str(workers), *args]
     return subprocess.call([sys.executable, "-m", "pytest", *args, *([FAST_TIER] if fast else [])])
+
+
+def lint() -> int:
+    """ruff's lint and format check over the code, the tests and the benchmarks (pyproject.toml has the rules)."""
+    trees = [str(REPO / t) for t in ("src", "tests", "bench")]
+    ruff = [sys.executable, "-m", "ruff"]
+    checked = subprocess.call([*ruff, "check", *trees])
+    return checked or subprocess.call([*ruff, "format", "--check", *trees])
 
 
 def bench(bench_args: list[str]) -> int:
