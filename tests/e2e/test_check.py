@@ -10,6 +10,7 @@ import pytest
 
 from adaline_repro import evaluate, train
 from adaline_repro.backends import BACKENDS
+from adaline_repro.errors import EXIT_DRIFT, EXIT_INPUT, EXIT_OK, EXIT_STALE
 from adaline_repro.ops import check
 from adaline_repro.params import load_params, replace
 from tests.conftest import PATHS, make_clone, run_cmd
@@ -37,7 +38,7 @@ def test_unchanged_repository_passes_with_identical_bytes(tmp_path_factory):
     """A forced re-run from scratch gives every committed byte again, on whatever x86-64 CPU this is."""
     root, env = make_clone(tmp_path_factory)
     done, report = _check(root, env)
-    assert done.returncode == check.EXIT_PASS, done.stdout + done.stderr
+    assert done.returncode == EXIT_OK, done.stdout + done.stderr
     assert report["status"] == "passed"
     assert report["devices"]["cpu"]["compare_passed"] is True
     assert report["devices"]["cpu"]["outcome"] == check.IDENTICAL
@@ -54,7 +55,7 @@ def test_one_ulp_that_nothing_explains_is_drift_naming_the_file_and_value(tmp_pa
     root, env = make_clone(tmp_path_factory)
     committed, fresh = _nudge_committed_bias(root, "autograd")
     done, report = _check(root, env)
-    assert done.returncode == check.EXIT_DRIFT, done.stdout + done.stderr
+    assert done.returncode == EXIT_DRIFT, done.stdout + done.stderr
     cpu = report["devices"]["cpu"]
     assert cpu["outcome"] == check.DRIFT
     assert cpu["explained_by"] == []
@@ -74,7 +75,7 @@ def test_one_ulp_under_another_torch_is_within_tolerance(tmp_path_factory):
     now_torch, data["torch"] = data["torch"], "2.12.0+cpu"
     reference.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     done, report = _check(root, env)
-    assert done.returncode == check.EXIT_PASS, done.stdout + done.stderr
+    assert done.returncode == EXIT_OK, done.stdout + done.stderr
     cpu = report["devices"]["cpu"]
     assert cpu["outcome"] == check.WITHIN_TOLERANCE
     assert cpu["explained_by"] == [f"torch: 2.12.0+cpu -> {now_torch}"]
@@ -91,7 +92,7 @@ def test_a_committed_curve_moved_at_epoch_7_is_drift(tmp_path_factory):
     lines[7] = f"7,{float(value) + 1e-4:.8f}"
     curve.write_text("\n".join(lines) + "\n")
     done, report = _check(root, env)
-    assert done.returncode == check.EXIT_DRIFT, done.stdout + done.stderr
+    assert done.returncode == EXIT_DRIFT, done.stdout + done.stderr
     drift = report["devices"]["cpu"]["drift"]
     assert drift["autograd"]["train_mse"]["passed"] is False
     assert drift["autograd"]["train_mse"]["first_failure"] == "epoch 7"
@@ -112,7 +113,7 @@ def test_results_from_a_learning_rate_off_by_a_tenth_of_a_percent_are_drift(tmp_
         train.run(backend, prepared / "train.csv", dirs.model(backend), dirs.curve(backend), shifted)
     evaluate.run(dirs, params.train.backends, prepared / "train.csv", prepared / "test.csv", params.evaluate)
     done, report = _check(root, env)
-    assert done.returncode == check.EXIT_DRIFT, done.stdout + done.stderr
+    assert done.returncode == EXIT_DRIFT, done.stdout + done.stderr
     drift = report["devices"]["cpu"]["drift"]
     assert all(drift[b]["train_mse"]["passed"] is False for b in params.train.backends)
     assert all(drift[b]["weights"]["passed"] is False for b in params.train.backends)
@@ -123,7 +124,7 @@ def test_changed_parameter_without_updated_lock_is_stale(tmp_path_factory):
     params = root / "params.yaml"
     params.write_text(params.read_text().replace("  epochs: 20", "  epochs: 21"))
     done, report = _check(root, env)
-    assert done.returncode == check.EXIT_STALE, done.stdout + done.stderr
+    assert done.returncode == EXIT_STALE, done.stdout + done.stderr
     assert report["status"] == "stale"
     assert {f"train@{b}: params.yaml train.epochs modified" for b in BACKENDS} <= set(report["stale"])
     assert "dvc.lock is stale" in done.stdout
@@ -134,5 +135,5 @@ def test_changed_parameter_without_updated_lock_is_stale(tmp_path_factory):
 def test_cuda_without_a_gpu_is_a_clear_error(tmp_path_factory):
     root, env = make_clone(tmp_path_factory)
     done = run_cmd(["./pipeline", "check", "--devices", "cpu,cuda"], root, env, check=False)
-    assert done.returncode == check.EXIT_INPUT
+    assert done.returncode == EXIT_INPUT
     assert done.stderr.strip() == "error: check: --devices asks for cuda, but no CUDA device is available"
