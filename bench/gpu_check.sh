@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU reproducibility check, for a machine with an NVIDIA GPU (under 5 minutes):
-#   1. set up .venv (torch 2.13.0; with a GPU present pip must get a CUDA build: see README),
+#   1. set up .venv (torch 2.13.0; with a GPU present pip must get a CUDA build: see docs/check.md),
 #   2. run the pipeline from scratch on cpu and on cuda, each against the committed CPU results
 #      (cpu: identical bytes expected; cuda: within tolerance, explained by the device),
 #   3. require every backend to agree across the two devices within the compare tolerances,

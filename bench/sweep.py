@@ -1,6 +1,6 @@
 """Queued DVC experiments: `dvc exp run --queue` once per setting, `dvc queue start -j N`, wait for all.
 
-Used by the benchmarks and the tests; by hand, the same is three DVC commands (see README).
+Used by the benchmarks and the tests; by hand, the same is three DVC commands (see docs/tracking.md).
 """
 
 from __future__ import annotations

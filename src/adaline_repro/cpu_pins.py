@@ -2,7 +2,7 @@
 
 Unpinned, the same float32 training differs by 1 to 4 ULP between an Intel and an AMD CPU: MKL, which torch
 calls for every matrix product, picks its kernels by CPU vendor and vector width. With these variables set
-the bytes are the same on any x86-64 CPU with AVX2 (README "Bit for bit" has the measurements).
+the bytes are the same on any x86-64 CPU with AVX2 (docs/bit-for-bit.md has the measurements).
 
 The package's `__init__` applies them, so a stage process, a test process or the check's scratch run gets
 them before anything can import torch. Values found in the environment are replaced, with a warning;

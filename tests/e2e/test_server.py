@@ -19,7 +19,6 @@ from bench import sweep
 
 from adaline_repro.backends import BACKENDS
 from adaline_repro.ops import postgres
-from adaline_repro.ops import server as server_module
 from tests.conftest import (
     Background,
     assert_each_experiment_logged_once,
@@ -232,17 +231,3 @@ def test_an_unreachable_server_stops_the_pipeline_before_training(clone):
         run_cmd(["git", "checkout", "params.yaml"], root, env)
     assert output_hashes(root) == before
     assert len(stored_runs(f"sqlite:///{root}/mlflow.db")) == runs_before
-
-
-def _options(tmp_path: Path, artifacts: str | None) -> server_module.Options:
-    return server_module.Options(tmp_path, None, artifacts, "127.0.0.1", 5000, 2)
-
-
-def test_artifact_destination_passes_store_uris_and_anchors_folders(tmp_path, monkeypatch):
-    """A store URI goes to MLflow as given; a folder becomes absolute, since the server's working
-    directory is not the user's."""
-    monkeypatch.chdir(tmp_path)
-    assert server_module.artifact_destination(_options(tmp_path, "s3://bucket/runs")) == "s3://bucket/runs"
-    assert server_module.artifact_destination(_options(tmp_path, "art")) == str(tmp_path / "art")
-    assert server_module.artifact_destination(_options(tmp_path, None)) == str(tmp_path / "artifacts")
-    assert (tmp_path / "art").is_dir()

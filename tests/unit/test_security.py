@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import re
-import secrets
 
 import pytest
 
@@ -13,18 +12,6 @@ from adaline_repro import cli
 from tests.conftest import REPO
 
 SRC = REPO / "src" / "adaline_repro"
-# Made up at run time, so that no file of the project (this one included) can hold them by accident.
-_TOKEN = secrets.token_hex(8)
-FAKE_SECRETS = {
-    name: f"fake-{name.lower()}-{_TOKEN}"
-    for name in (
-        "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME",
-        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-        "AZURE_STORAGE_CONNECTION_STRING", "GOOGLE_APPLICATION_CREDENTIALS", "GITHUB_TOKEN",
-    )
-}  # fmt: skip
-DB_PASSWORD = f"fake-db-password-{_TOKEN}"
-FAKE_SECRETS["ADALINE_SERVER_DB"] = f"postgresql+psycopg://mlflow:{DB_PASSWORD}@127.0.0.1:1/mlflow"
 
 
 def _calls(tree: ast.AST, dotted: str) -> list[ast.Call]:
