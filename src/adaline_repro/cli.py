@@ -46,11 +46,8 @@ def _evaluate(a: argparse.Namespace) -> int:
 
 def _plot(a: argparse.Namespace) -> int:
     from adaline_repro import figures
-    from adaline_repro.params import load_params
 
-    figures.draw(load_params(a.params).train.backends, a.curves, a.out)
-    say(f"plot: wrote {a.out}")
-    return 0
+    return figures.command(a.params, a.curves, a.out, say)
 
 
 def _compare(a: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -78,3 +79,12 @@ def loss_figure(curves: dict[str, np.ndarray]) -> bytes:
 def draw(backends: tuple[str, ...], curves: Path, out: Path) -> None:
     """The figure file (reports/loss_curves.png) from the backends' loss curves in the `curves` folder."""
     atomic_write_bytes(out, loss_figure({b: read_curve(curve_file(curves, b)) for b in backends}))
+
+
+def command(params_yaml: Path, curves: Path, out: Path, say: Callable[[str], None]) -> int:
+    """`./pipeline plot`, which the track stage runs in a second process: the figure of train.backends."""
+    from adaline_repro.params import load_params
+
+    draw(load_params(params_yaml).train.backends, curves, out)
+    say(f"plot: wrote {out}")
+    return 0

@@ -1,17 +1,20 @@
 """The pipeline's paths, read from dvc.yaml's `paths` (their one home) by what runs outside the stages:
-the check, the bench and the tests. Stages never read this: they get their paths as arguments."""
+`./pipeline repro` and `ui`, the check, the bench and the tests. Stages get theirs as arguments."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-
-import msgspec
+from typing import TYPE_CHECKING
 
 from adaline_repro.files import safe_yaml
-from adaline_repro.results import ResultDirs
+
+if TYPE_CHECKING:  # results.py imports numpy; ./pipeline repro's no-op answer reads paths without it
+    from adaline_repro.results import ResultDirs
 
 
-class PipelinePaths(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+@dataclass(frozen=True)
+class PipelinePaths:
     """Paths relative to the repository root, as dvc.yaml names them."""
 
     raw: str
@@ -29,6 +32,8 @@ class PipelinePaths(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def results(self, root: Path = Path()) -> ResultDirs:
         """The four per-backend result folders below `root`."""
+        from adaline_repro.results import ResultDirs
+
         return ResultDirs(root / self.models, root / self.curves, root / self.predictions, root / self.metrics)
 
     @property
@@ -45,4 +50,4 @@ def pipeline_paths(root: Path) -> PipelinePaths:
     """The `paths` entry of `vars` in root/dvc.yaml."""
     document = safe_yaml((root / "dvc.yaml").read_text(encoding="utf-8"))
     (paths,) = [v["paths"] for v in document["vars"] if isinstance(v, dict) and "paths" in v]
-    return msgspec.convert(paths, PipelinePaths)
+    return PipelinePaths(**paths)

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from adaline_repro.compare import difference_table, load_outputs
-from adaline_repro.errors import EXIT_BUG, EXIT_OK, ReproError
+from adaline_repro.errors import EXIT_OK, ReproError
 from adaline_repro.files import atomic_write_text, json_text, read_json, sha256_file
 from adaline_repro.params import Params, as_dict, load_params
 from adaline_repro.repro.uptodate import locked_paths
 from adaline_repro.results import ResultDirs
+from adaline_repro.workspace import marker_uri_file
 
 if TYPE_CHECKING:  # tracking imports mlflow (seconds): only the function that logs pays for it
     from adaline_repro.mlflow_store import Execution
@@ -190,11 +191,6 @@ def log(params: Params, dirs: ResultDirs, inputs: Inputs, report: dict, marker: 
     return parent
 
 
-def marker_uri_file(marker: Path) -> Path:
-    """Beside the marker: the store it vouches for, so `./pipeline repro` can notice a switch of store."""
-    return marker.with_name(marker.name + ".uri")
-
-
 def write_marker(marker: Path, text: str, uri: str) -> None:
     atomic_write_text(marker_uri_file(marker), uri + "\n")
     atomic_write_text(marker, text)
@@ -229,12 +225,14 @@ def stage(
         import adaline_repro.mlflow_store  # noqa: F401  (the slow import this overlaps)
     finally:
         if plot.wait() != 0:
-            raise FigureError(f"track: drawing {inputs.figure} failed (see the error above)")
+            raise FigureError(f"track: drawing {inputs.figure} failed (see the error above)", plot.returncode)
     say(logged_line(log(params, dirs, inputs, report, marker), params, report))
     return EXIT_OK
 
 
 class FigureError(ReproError):
-    """The figure process failed; it printed its own error (or traceback) first."""
+    """The figure process failed; it printed its own error (or traceback) first, and its exit code is ours."""
 
-    exit_code = EXIT_BUG
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -53,3 +53,8 @@ def artifact_location(uri: str) -> str:
     if db is None:
         raise ValueError(f"{uri} is not a SQLite store")
     return (db.parent / EMBEDDED_ARTIFACTS).as_uri()
+
+
+def marker_uri_file(marker: Path) -> Path:
+    """Beside the marker: the store it vouches for, so `./pipeline repro` can notice a switch of store."""
+    return marker.with_name(marker.name + ".uri")

@@ -1,19 +1,11 @@
-"""The benchmark harness's arithmetic, and its baseline script reaching the lecture's accuracies."""
+"""The benchmarks' single-script baseline reaches the lecture's accuracies."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 
 from tests.conftest import REPO
-
-
-def _bench_module():
-    spec = importlib.util.spec_from_file_location("bench_harness", REPO / "bench" / "bench.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_baseline_script_reaches_the_lecture_accuracies():

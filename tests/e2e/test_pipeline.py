@@ -14,7 +14,7 @@ import mlflow
 import pytest
 
 from adaline_repro.backends import BACKENDS
-from adaline_repro.track import marker_uri_file
+from adaline_repro.workspace import marker_uri_file
 from tests.conftest import PATHS, REPO, edited, make_clone, run_cmd, stored_runs
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from tests.e2e.test_bench import _bench_module
+from bench import bench
 
 
 def test_ratios_pair_interleaved_runs():
     """Ratios are taken run by run (A_i / B_i), so drift of the machine over time cancels."""
-    bench = _bench_module()
     r = bench.ratio([2.0, 4.0, 3.0], [1.0, 2.0, 3.0])
     assert r == {"median": 2.0, "min": 1.0, "max": 2.0, "n": 3}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-import msgspec
 import pytest
 import yaml
 
@@ -60,7 +60,7 @@ def _imported(code: str) -> tuple[set[str], set[str]]:
 
 def _resolve(text: str) -> str:
     """`${paths.<name>}` replaced as DVC does, from dvc.yaml's own `paths`."""
-    paths = msgspec.structs.asdict(pipeline_paths(REPO))
+    paths = dataclasses.asdict(pipeline_paths(REPO))
     return re.sub(r"\$\{paths\.(\w+)\}", lambda m: paths[m.group(1)], text)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import msgspec
+import dataclasses
+
 import yaml
 
 from adaline_repro.paths import pipeline_paths
@@ -12,7 +13,7 @@ from tests.conftest import REPO
 def test_every_stage_command_takes_its_paths_from_dvc_yaml():
     """No stage command, dependency or output spells a data or result path itself: each is `${paths.*}`."""
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    paths = msgspec.structs.asdict(pipeline_paths(REPO))
+    paths = dataclasses.asdict(pipeline_paths(REPO))
     for name, stage in stages.items():
         text = yaml.safe_dump({k: stage.get(k) for k in ("cmd", "deps", "outs", "plots", "metrics")})
         for value in paths.values():

@@ -129,12 +129,11 @@ def drift(reference: list[BackendOutputs], fresh: list[BackendOutputs], tol: Com
 
 
 def result_files(paths: PipelinePaths, *roots: Path) -> list[str]:
-    """The result files below any of `roots`, relative to it: result folders first, dvc.lock last."""
+    """The files of compared_paths below any of `roots`, relative to it, in that order (dvc.lock last)."""
     names: dict[str, None] = {}
-    for folder in paths.result_folders:
-        found = {str(p.relative_to(r)) for r in roots for p in (r / folder).rglob("*") if p.is_file()}
+    for rel in compared_paths(paths):
+        found = {str(p.relative_to(r)) for r in roots for p in [r / rel, *(r / rel).rglob("*")] if p.is_file()}
         names.update(dict.fromkeys(sorted(found)))
-    names.update(dict.fromkeys(n for n in (*paths.reports, "dvc.lock") if any((r / n).is_file() for r in roots)))
     return list(names)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
-import json
 import os
 import platform
 import re
@@ -91,6 +90,8 @@ def fingerprint() -> dict[str, object]:
     import numpy as np
     import torch
 
+    from adaline_repro.train import determinism
+
     cuda = torch.cuda.is_available()
     return {
         "python": platform.python_version(),
@@ -108,8 +109,9 @@ def fingerprint() -> dict[str, object]:
             "driver": _nvidia_driver() if cuda else None,
             "cudnn": torch.backends.cudnn.version() if cuda else None,
         },
-        # Read from torch after the train stage's own set-up for the device it would use here.
-        "deterministic": _determinism("cuda" if cuda else "cpu"),
+        # Read from torch after the train stage's own set-up for the device it would use here (this process
+        # trains nothing, so the global settings it takes on do not matter).
+        "deterministic": {"device": "cuda" if cuda else "cpu", **determinism("cuda" if cuda else "cpu")},
     }
 
 
@@ -215,13 +217,3 @@ def differences(a: dict, b: dict, prefix: str = "") -> list[Difference]:
         elif left != right:
             out.append(Difference(f"{prefix}{key}", left, right))
     return out
-
-
-def _determinism(device: str) -> dict[str, object]:
-    """What train.resolve_device sets for `device`, measured in a child process (the settings are global to
-    a process, and the deterministic flag imports torch._dynamo: neither should touch this one)."""
-    code = f"import json; from adaline_repro.train import determinism; print(json.dumps(determinism({device!r})))"
-    src = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    return {"device": device, **json.loads(done.stdout.splitlines()[-1])}

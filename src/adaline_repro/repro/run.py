@@ -24,8 +24,7 @@ def prepare_store(root: Path) -> None:
     the track stage again."""
     from adaline_repro.paths import pipeline_paths
     from adaline_repro.repro.preflight import check_tracking_store
-    from adaline_repro.track import marker_uri_file
-    from adaline_repro.workspace import embedded_db, tracking_uri
+    from adaline_repro.workspace import embedded_db, marker_uri_file, tracking_uri
 
     uri = tracking_uri(root)
     check_tracking_store(uri)
