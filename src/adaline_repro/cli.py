@@ -35,7 +35,7 @@ def _prepare(a: argparse.Namespace) -> int:
 def _train(a: argparse.Namespace) -> int:
     from adaline_repro import train
 
-    return train.stage(a.params, a.backend, a.train, a.model, a.curve, say)
+    return train.stage(a.params, a.backend, a.train, a.model, a.curve, a.steps, say)
 
 
 def _evaluate(a: argparse.Namespace) -> int:
@@ -125,7 +125,7 @@ _PASS_THROUGH = {"repro": _repro, "dvc": _dvc, "test": _test, "bench": _bench}
 def _dirs(a: argparse.Namespace):  # noqa: ANN202  (ResultDirs, imported with the stage that needs it)
     from adaline_repro.results import ResultDirs
 
-    return ResultDirs(a.models, a.curves, a.predictions, a.metrics)
+    return ResultDirs(a.models, a.curves, a.predictions, a.metrics, getattr(a, "steps", None))
 
 
 def _inputs(a: argparse.Namespace):  # noqa: ANN202  (track.Inputs)
@@ -154,14 +154,14 @@ def _parser() -> argparse.ArgumentParser:
     command("fetch", _fetch, "stage: write the raw Iris table", "out")
     command("prepare", _prepare, "stage: select, split and standardize", "raw", "train", "test", "scaler")
     p = command("train", _train, "stage: train one backend (dvc.yaml has one stage per backend)", "train", "model",
-                "curve")  # fmt: skip
+                "curve", "steps")  # fmt: skip
     p.add_argument("--backend", required=True, help="a name from train.backends")
     command("evaluate", _evaluate, "stage: predictions and accuracies of every backend", *results, "train", "test")
     command("plot", _plot, "the loss-curve figure (the track stage draws it)", "curves", "out")
     command("compare", _compare, "stage: fail when the backends differ (logging the execution first)",
-            *results, "report-json", "report-md", *logged)  # fmt: skip
+            *results, "steps", "report-json", "report-md", *logged)  # fmt: skip
     command("track", _track, "stage: draw the loss-curve figure and log the execution to MLflow",
-            *results, "report", *logged)  # fmt: skip
+            *results, "steps", "report", *logged)  # fmt: skip
 
     p = command("check", _check, "re-run everything in a scratch copy; fail on backend differences or drift")
     p.add_argument("--devices", help="cpu, cuda or cpu,cuda (default: train.device from params.yaml)")

@@ -1,25 +1,27 @@
-"""Compare stage: every pair of backends must agree; floats within tolerance, predictions exactly."""
+"""Compare stage: every pair of backends must agree; floats within tolerance, predictions exactly. When
+they do not, divergence.py says from which update step and why."""
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from adaline_repro import divergence
 from adaline_repro.errors import EXIT_DIFFER, EXIT_OK
 from adaline_repro.files import atomic_write_text, read_csv, read_json, write_json
 from adaline_repro.params import CompareParams, load_params
-from adaline_repro.results import ResultDirs, read_curve, read_model
+from adaline_repro.results import ResultDirs, Steps, parameter_names, read_curve, read_model, read_steps
 
 if TYPE_CHECKING:
     from adaline_repro.track import Inputs
 
-FLOAT_QUANTITIES = ("train_mse", "weights")
+FLOAT_QUANTITIES = ("train_mse", "weights", "steps")  # steps: the parameters after every update
 EXACT_QUANTITIES = ("predictions", "train_accuracy", "test_accuracy")
 QUANTITIES = FLOAT_QUANTITIES + EXACT_QUANTITIES
 
@@ -35,6 +37,7 @@ class BackendOutputs:
     weight_names: tuple[str, ...]
     predictions: tuple[tuple[str, int, int], ...]  # (split, row, prediction)
     metrics: dict[str, float]
+    steps: Steps
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class Difference:
     quantity: str
     max_abs_diff: float | None  # None: not comparable (NaN or differing shapes)
     max_rel_diff: float | None
-    at: str  # where the largest difference is: "epoch 7", "bias", "3 of 100 rows"
+    at: str  # where the largest difference is: "epoch 7", "bias", "step 9 (epoch 2, batch 2) bias", "3 of 100 rows"
     passed: bool
     first_failure: str | None = None  # floats: the first place out of tolerance ("epoch 7")
     first_failure_diff: float | None = None  # and the absolute difference there
@@ -73,6 +76,7 @@ class PairResult:
 class Report:
     pairs: tuple[PairResult, ...]
     tolerances: CompareParams
+    divergence: dict | None  # divergence.Divergence.as_dict(): the first step at which parameters part
 
     @property
     def passed(self) -> bool:
@@ -89,6 +93,7 @@ class Report:
         so the track stage downstream, untouched."""
         return {
             "passed": self.passed,
+            "first_divergence": self.divergence,
             "largest_abs_diff": {q: self.largest(q) for q in QUANTITIES},
             "pairs": {
                 f"{p.a}~{p.b}": {"passed": p.passed, **{d.quantity: d.as_dict() for d in p.differences}}
@@ -101,6 +106,7 @@ class Report:
         return (
             f"# Backend comparison\n\n**{verdict}** (floats within atol={self.tolerances.atol:g}, "
             f"rtol={self.tolerances.rtol:g}; predictions and accuracies exactly).\n\n{difference_table(self.as_dict())}"
+            f"\n{divergence.markdown(self.divergence)}"
         )
 
 
@@ -121,14 +127,20 @@ def _fmt(value: float | None) -> str:
     return "not comparable" if value is None else f"{value:.3g}"
 
 
-def _close(a: np.ndarray, b: np.ndarray, tol: CompareParams) -> np.ndarray:
-    """Symmetric closeness; NaN is never close to anything, NaN included."""
-    scale = np.maximum(np.abs(a), np.abs(b))
-    with np.errstate(invalid="ignore"):
-        return np.abs(a - b) <= tol.atol + tol.rtol * scale
+class StepLabels:
+    """`step 9 (epoch 2, batch 2) bias` for each value of a flattened Steps.params, made only when asked."""
+
+    def __init__(self, steps: Steps) -> None:
+        self.steps = steps
+
+    def __getitem__(self, index: int) -> str:
+        step, parameter = divmod(index, len(self.steps.names))
+        return f"{self.steps.label(step)} {self.steps.names[parameter]}"
 
 
-def compare_floats(quantity: str, a: np.ndarray, b: np.ndarray, labels: list[str], tol: CompareParams) -> Difference:
+def compare_floats(
+    quantity: str, a: np.ndarray, b: np.ndarray, labels: Sequence[str] | StepLabels, tol: CompareParams
+) -> Difference:
     if a.shape != b.shape:
         return Difference(quantity, None, None, f"lengths {a.size} and {b.size}", False)
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
@@ -140,7 +152,7 @@ def compare_floats(quantity: str, a: np.ndarray, b: np.ndarray, labels: list[str
     scale = np.maximum(np.abs(a), np.abs(b))
     rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
     worst = int(np.argmax(diff))
-    outside = np.flatnonzero(~_close(a, b, tol))
+    outside = np.flatnonzero(~divergence.close(a, b, tol))
     first = int(outside[0]) if outside.size else None
     at = labels[worst] if diff[worst] > 0 else "-"
     return Difference(
@@ -177,6 +189,7 @@ def compare_pair(a: BackendOutputs, b: BackendOutputs, tol: CompareParams) -> Pa
         (
             compare_floats("train_mse", a.curve, b.curve, epochs, tol),
             compare_floats("weights", a.weights, b.weights, list(a.weight_names), tol),
+            compare_floats("steps", a.steps.params.ravel(), b.steps.params.ravel(), StepLabels(a.steps), tol),
             compare_predictions(a, b),
             *(compare_exact_value(q, a.metrics[q], b.metrics[q]) for q in ("train_accuracy", "test_accuracy")),
         ),
@@ -184,8 +197,13 @@ def compare_pair(a: BackendOutputs, b: BackendOutputs, tol: CompareParams) -> Pa
 
 
 def compare(outputs: list[BackendOutputs], tol: CompareParams) -> Report:
-    """Every pair, in the order the backends are listed."""
-    return Report(tuple(compare_pair(a, b, tol) for a, b in itertools.combinations(outputs, 2)), tol)
+    """Every pair, in the order the backends are listed, and the first update step at which any part."""
+    found = divergence.first_divergence({o.backend: o.steps for o in outputs}, tol)
+    return Report(
+        tuple(compare_pair(a, b, tol) for a, b in itertools.combinations(outputs, 2)),
+        tol,
+        None if found is None else found.as_dict(),
+    )
 
 
 def load_outputs(backend: str, dirs: ResultDirs) -> BackendOutputs:
@@ -197,9 +215,10 @@ def load_outputs(backend: str, dirs: ResultDirs) -> BackendOutputs:
         device=model.device,
         curve=read_curve(dirs.curve(backend)),
         weights=np.append(model.weight, model.bias).astype(np.float64),
-        weight_names=(*(f"weight[{f}]" for f in model.features), "bias"),
+        weight_names=parameter_names(model.features),
         predictions=tuple((split, int(row), int(pred)) for split, row, _, pred in rows),
         metrics=read_json(dirs.metric(backend)),
+        steps=read_steps(dirs.step(backend)),
     )
 
 
@@ -228,6 +247,14 @@ def stage(
         return EXIT_OK
     from adaline_repro import figures, track
 
-    figures.draw(params.train.backends, dirs.curves, inputs.figure)
+    figures.draw(params.train.backends, dirs.curves, inputs.figure, report.divergence)
     say(track.logged_line(track.log(params, dirs, inputs, summary, marker), params, summary))
+    say(f"compare: FAILED: {failure_line(summary)}")
     return EXIT_DIFFER
+
+
+def failure_line(report: dict) -> str:
+    """Why compare failed, in one line, from reports/compare.json: the quantities that differ, the first
+    update step at which the parameters part and the likely cause."""
+    failed = [q for q in QUANTITIES if any(not pair[q]["passed"] for pair in report["pairs"].values())]
+    return f"the backends differ in {', '.join(failed)}; {divergence.summary(report['first_divergence'])}"

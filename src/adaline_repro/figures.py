@@ -24,11 +24,12 @@ FLOOR = 1e-12
 _STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ((0, (1, 3)), "v"))
 
 
-def loss_figure(curves: dict[str, np.ndarray]) -> bytes:
+def loss_figure(curves: dict[str, np.ndarray], divergence: dict | None = None) -> bytes:
     """PNG bytes; the same curves always give the same bytes (no timestamps or version in the metadata).
 
     No tolerance line: the figure depends on the curves alone, so changing a tolerance re-runs compare only
-    (reports/compare.md states the tolerances next to the differences).
+    (reports/compare.md states the tolerances next to the differences). `divergence` (compare.json's
+    first_divergence, when the backends differ) adds a marker at the first diverging update step.
     """
     epochs = np.arange(1, len(next(iter(curves.values()))) + 1)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7.5), sharex=True, height_ratios=(3, 2), layout="constrained")
@@ -67,6 +68,23 @@ def loss_figure(curves: dict[str, np.ndarray]) -> bytes:
     bottom.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     bottom.set_ylabel("absolute difference")
     bottom.set_title(f"pairwise differences: largest {largest:.2g}; hollow circles at {FLOOR:g} mean exactly equal")
+    if divergence is not None:
+        # Epoch e's point is the MSE after its last update, so update b of B in epoch e sits at e - 1 + b / B;
+        # the initial parameters (step 0) at 0.
+        at = 0.0
+        if divergence["step"]:
+            at = divergence["epoch"] - 1 + divergence["batch"] / divergence["batches_per_epoch"]
+        for axes in (top, bottom):
+            axes.axvline(at, color="crimson", linestyle="--", linewidth=1.2)
+        top.annotate(
+            f"first divergence: {divergence['label']}",
+            xy=(at, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(4, -14),
+            textcoords="offset points",
+            color="crimson",
+            fontsize="small",
+        )
     bottom.legend(fontsize="small", loc="upper right")
     bottom.grid(alpha=0.3, which="both")
 
@@ -76,9 +94,9 @@ def loss_figure(curves: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def draw(backends: tuple[str, ...], curves: Path, out: Path) -> None:
+def draw(backends: tuple[str, ...], curves: Path, out: Path, divergence: dict | None = None) -> None:
     """The figure file (reports/loss_curves.png) from the backends' loss curves in the `curves` folder."""
-    atomic_write_bytes(out, loss_figure({b: read_curve(curve_file(curves, b)) for b in backends}))
+    atomic_write_bytes(out, loss_figure({b: read_curve(curve_file(curves, b)) for b in backends}, divergence))
 
 
 def command(params_yaml: Path, curves: Path, out: Path, say: Callable[[str], None]) -> int:

@@ -25,20 +25,21 @@ class PipelinePaths:
     curves: str
     predictions: str
     metrics: str
+    steps: str
     compare_json: str
     compare_md: str
     figure: str
     marker: str
 
     def results(self, root: Path = Path()) -> ResultDirs:
-        """The four per-backend result folders below `root`."""
+        """The per-backend result folders below `root`."""
         from adaline_repro.results import ResultDirs
 
-        return ResultDirs(root / self.models, root / self.curves, root / self.predictions, root / self.metrics)
+        return ResultDirs(*(root / folder for folder in self.result_folders))
 
     @property
     def result_folders(self) -> tuple[str, ...]:
-        return (self.models, self.curves, self.predictions, self.metrics)
+        return (self.models, self.curves, self.predictions, self.metrics, self.steps)
 
     @property
     def reports(self) -> tuple[str, ...]:

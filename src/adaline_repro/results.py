@@ -1,14 +1,16 @@
-"""Each backend's results: where they live (one file per backend, named after it, in four folders that
-dvc.yaml names) and how to read a trained model and its loss curve back with numpy."""
+"""Each backend's results: where they live (one file per backend, named after it, in folders that dvc.yaml
+names) and how to read a trained model, its loss curve and its per-update record back with numpy."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from adaline_repro.files import DataError, read_csv, read_json
+from adaline_repro.files import DataError, float_text, read_csv, read_json, write_csv
 
 
 def curve_file(curves: Path, backend: str) -> Path:
@@ -18,12 +20,14 @@ def curve_file(curves: Path, backend: str) -> Path:
 
 @dataclass(frozen=True)
 class ResultDirs:
-    """The folders of train's and evaluate's outputs; stage commands get them as arguments from dvc.yaml."""
+    """The folders of train's and evaluate's outputs; stage commands get them as arguments from dvc.yaml.
+    `steps` is None for the evaluate stage, which does not read the per-update records."""
 
     models: Path
     curves: Path
     predictions: Path
     metrics: Path
+    steps: Path | None = None
 
     def model(self, backend: str) -> Path:
         return self.models / f"{backend}.json"
@@ -36,6 +40,15 @@ class ResultDirs:
 
     def metric(self, backend: str) -> Path:
         return self.metrics / f"{backend}.json"
+
+    def step(self, backend: str) -> Path:
+        if self.steps is None:
+            raise TypeError("these result folders were given without the steps folder")
+        return self.steps / f"{backend}.csv"
+
+    def files(self, backend: str) -> tuple[Path, ...]:
+        """Every result file of one backend."""
+        return tuple(path(backend) for path in (self.model, self.curve, self.prediction, self.metric, self.step))
 
 
 @dataclass(frozen=True)
@@ -82,3 +95,81 @@ def read_curve(path: Path | str) -> np.ndarray:
     if epochs != list(range(1, len(rows) + 1)):
         raise DataError(f"{path}: epochs must run 1..{len(rows)}")
     return np.array(losses, dtype=np.float64)
+
+
+def parameter_names(features: tuple[str, ...]) -> tuple[str, ...]:
+    """The parameters in the order every result lists them: `weight[<feature>]`..., `bias`."""
+    return (*(f"weight[{f}]" for f in features), "bias")
+
+
+# steps/<backend>.csv: these columns, then one per parameter (weight[<feature>]..., bias), then BATCH_MSE.
+STEP_COLUMNS = ("step", "epoch", "batch", "rows")
+BATCH_MSE = "batch_mse"
+
+
+@dataclass(frozen=True)
+class Steps:
+    """One backend's record of every minibatch update. Index 0 holds the parameters before the first update
+    (epoch 0, batch 0, no rows, no loss); index k those after update k, its epoch, its batch within the
+    epoch (from 1), the raw-table rows of its minibatch, and the minibatch MSE it descended (at the
+    parameters before the update)."""
+
+    names: tuple[str, ...]  # weight[<feature>]..., bias
+    epoch: np.ndarray  # (k + 1,) int64
+    batch: np.ndarray  # (k + 1,) int64
+    rows: tuple[tuple[int, ...], ...]  # (k + 1,) minibatches; () at index 0
+    params: np.ndarray  # (k + 1, len(names)) float64 holding the written values exactly
+    batch_mse: np.ndarray  # (k + 1,) float64; NaN at index 0
+
+    @property
+    def updates(self) -> int:
+        return len(self.rows) - 1
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return int(np.count_nonzero(self.epoch == 1))
+
+    def label(self, step: int) -> str:
+        """`step 9 (epoch 2, batch 2)`, or `step 0 (before the first update)`."""
+        if step == 0:
+            return "step 0 (before the first update)"
+        return f"step {step} (epoch {self.epoch[step]}, batch {self.batch[step]})"
+
+
+def steps_header(names: tuple[str, ...]) -> tuple[str, ...]:
+    return (*STEP_COLUMNS, *names, BATCH_MSE)
+
+
+def write_steps(
+    path: Path | str,
+    names: tuple[str, ...],
+    minibatches: Sequence[tuple[int, int, tuple[int, ...]]],
+    params: Sequence[Sequence[float]],
+    batch_mse: Sequence[float],
+    dtype: str,
+) -> None:
+    """Write a Steps record: (epoch, batch, rows) and the minibatch MSE of updates 1..k, parameters of 0..k."""
+    start = (0, 0, 0, "", *(float_text(v, dtype) for v in params[0]), "")
+    updates = (
+        (k, epoch, batch, " ".join(map(str, rows)), *(float_text(v, dtype) for v in after), float_text(mse, dtype))
+        for k, ((epoch, batch, rows), after, mse) in enumerate(zip(minibatches, params[1:], batch_mse, strict=True), 1)
+    )
+    write_csv(path, steps_header(names), itertools.chain([start], updates))
+
+
+def read_steps(path: Path | str) -> Steps:
+    header, rows = read_csv(path)
+    names = tuple(header[len(STEP_COLUMNS) : -1])
+    if tuple(header) != steps_header(names) or not names:
+        expected = ",".join(steps_header(("<parameters>",)))
+        raise DataError(f"{path}: expected header {expected}, found {','.join(header)}")
+    try:
+        numbers = np.array([[int(r[0]), int(r[1]), int(r[2])] for r in rows], dtype=np.int64).reshape(-1, 3)
+        minibatches = tuple(tuple(int(v) for v in r[3].split()) for r in rows)
+        params = np.array([[float(v) for v in r[4:-1]] for r in rows], dtype=np.float64).reshape(-1, len(names))
+        batch_mse = np.array([float(r[-1]) if r[-1] else np.nan for r in rows], dtype=np.float64)
+    except (IndexError, ValueError) as exc:
+        raise DataError(f"{path}: not a step record ({exc})") from None
+    if not rows or numbers[:, 0].tolist() != list(range(len(rows))) or minibatches[0]:
+        raise DataError(f"{path}: steps must run 0..{len(rows) - 1}, step 0 without a minibatch")
+    return Steps(names, numbers[:, 1], numbers[:, 2], minibatches, params, batch_mse)

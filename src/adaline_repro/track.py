@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from adaline_repro import divergence
 from adaline_repro.compare import difference_table, load_outputs
 from adaline_repro.errors import EXIT_OK, ReproError
 from adaline_repro.files import atomic_write_text, json_text, read_json, sha256_file
@@ -69,7 +70,12 @@ def flat_params(params: Params) -> dict[str, str]:
 def verdict(report: dict) -> tuple[dict[str, float], dict[str, str]]:
     """(parent metrics, parent tags) that show the comparison without opening an artifact."""
     metrics = {"compare_passed": float(report["passed"])}
-    tags = {"compare.verdict": "passed" if report["passed"] else "failed"}
+    found = report["first_divergence"]
+    tags = {
+        "compare.verdict": "passed" if report["passed"] else "failed",
+        "compare.first_divergence": "none" if found is None else found["label"],
+        "compare.likely_cause": "none" if found is None else divergence.likely_causes(found),
+    }
     for quantity in ("train_mse", "weights", "predictions"):
         largest = report["largest_abs_diff"][quantity]
         tags[f"compare.largest_abs_diff.{quantity}"] = "not comparable" if largest is None else f"{largest:.3g}"
@@ -91,20 +97,15 @@ def note(report: dict) -> str:
     verdict = "passed: the backends agree" if report["passed"] else "FAILED: the backends differ"
     return (
         f"**Compare {verdict}** (tolerances: params.yaml `compare` at this commit; "
-        f"predictions and accuracies exactly).\n\n{difference_table(report)}"
+        f"predictions and accuracies exactly).\n\n{difference_table(report)}\n"
+        f"{divergence.markdown(report['first_divergence'])}"
     )
 
 
 def marker_text(params: Params, dirs: ResultDirs, report: dict, raw_sha256: str) -> str:
     """What the marker output holds: what was logged, deterministically (no run ids, so dvc.lock stays
     reproducible), and specific enough that a different execution never matches it."""
-    files = {
-        backend: [
-            sha256_file(path)
-            for path in (dirs.model(backend), dirs.curve(backend), dirs.prediction(backend), dirs.metric(backend))
-        ]
-        for backend in params.train.backends
-    }
+    files = {backend: [sha256_file(path) for path in dirs.files(backend)] for backend in params.train.backends}
     content = json_text({"params": flat_params(params), "results": files, "compare": report})
     return json_text(
         {
@@ -145,6 +146,7 @@ def build_execution(params: Params, dirs: ResultDirs, inputs: Inputs, report: di
                     "loss_curve.csv": dirs.curve(backend),
                     "model.json": dirs.model(backend),
                     "predictions.csv": dirs.prediction(backend),
+                    "steps.csv": dirs.step(backend),
                 },
             )
         )

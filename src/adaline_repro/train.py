@@ -1,4 +1,6 @@
-"""Train stage: seeded minibatch SGD of one backend, with the per-epoch training MSE.
+"""Train stage: seeded minibatch SGD of one backend, with the per-epoch training MSE and a record of every
+update (its minibatch, the parameters after it, the minibatch MSE), which compare reads to find where and
+why backends part.
 
 DVC runs one such stage per backend (train@manual, ...), each a process of its own that draws the same
 shuffle orders from train.seed and imports only what its backend needs.
@@ -9,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from adaline_repro.dataset import Table, read_table
 from adaline_repro.errors import EXIT_OK, InputError
 from adaline_repro.files import exact_float, float_text, write_csv, write_json
 from adaline_repro.params import TrainParams, load_params
+from adaline_repro.results import parameter_names, write_steps
 
 CURVE_HEADER = ("epoch", "train_mse")
 
@@ -38,6 +41,9 @@ class TrainResult:
     weight: list[float]
     bias: float
     losses: list[float]  # train MSE after each epoch, epochs 1..N
+    minibatches: list[tuple[int, int, tuple[int, ...]]]  # (epoch, batch in epoch, raw-table rows) of each update
+    step_params: list[list[float]]  # (weight..., bias) before the first update, then after each
+    batch_losses: list[float]  # the minibatch MSE each update descended
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -86,19 +92,44 @@ def orders_digest(orders: list[torch.Tensor]) -> str:
     return digest.hexdigest()[:16]
 
 
-def fit(backend: Backend, x: torch.Tensor, y: torch.Tensor, orders: list[torch.Tensor], batch_size: int) -> list[float]:
-    """Minibatches in each epoch's order, one update each, then the full-training-set MSE."""
+def _flat_parameters(backend: Backend) -> torch.Tensor:
+    weight, bias = backend.parameters()
+    return torch.cat([weight, bias.view(1)])
+
+
+def fit(
+    backend: Backend, x: torch.Tensor, y: torch.Tensor, orders: list[torch.Tensor], batch_size: int
+) -> tuple[list[float], torch.Tensor, torch.Tensor]:
+    """Minibatches in each epoch's order, one update each, then the full-training-set MSE.
+
+    Returns the per-epoch MSE, the parameters before the first update and after each (updates + 1,
+    n_features + 1), and each update's minibatch MSE (updates,). The record stays on the device until the
+    end, so it costs no synchronisation per step."""
     losses = []
+    params = [_flat_parameters(backend)]
+    batch_losses = []
     # disable=None: a bar on a terminal, silence in logs, CI and tests.
     bar = tqdm(orders, desc=f"train@{backend.name}", unit="epoch", disable=None, leave=False, mininterval=0.5)
     for epoch, order in enumerate(bar, start=1):
         for batch in torch.split(order.to(x.device), batch_size):
-            backend.step(x[batch], y[batch])
+            batch_losses.append(backend.step(x[batch], y[batch]))
+            params.append(_flat_parameters(backend))
         loss = backend.loss(x, y).item()
         if not math.isfinite(loss):
             raise TrainError(f"{backend.name}: diverged at epoch {epoch} (train_mse={loss})")
         losses.append(loss)
-    return losses
+    return losses, torch.stack(params), torch.stack(batch_losses)
+
+
+def minibatches(
+    orders: list[torch.Tensor], batch_size: int, rows: Sequence[int]
+) -> list[tuple[int, int, tuple[int, ...]]]:
+    """(epoch, batch in epoch, raw-table rows) of each update, as fit takes them."""
+    return [
+        (epoch, batch, tuple(rows[i] for i in ids.tolist()))
+        for epoch, order in enumerate(orders, start=1)
+        for batch, ids in enumerate(torch.split(order, batch_size), start=1)
+    ]
 
 
 def train(
@@ -115,7 +146,7 @@ def train(
     if orders is None:
         orders = shuffle_orders(n, params.epochs, params.seed)
     backend = backends.get(backend_name)(x.size(1), params.lr, dtype, device)
-    losses = fit(backend, x, y, orders, params.batch_size)
+    losses, step_params, batch_losses = fit(backend, x, y, orders, params.batch_size)
     weight, bias = backend.parameters()
     return TrainResult(
         backend=backend_name,
@@ -124,10 +155,13 @@ def train(
         weight=[exact_float(v, params.dtype) for v in weight.cpu().tolist()],
         bias=exact_float(bias.item(), params.dtype),
         losses=[exact_float(v, params.dtype) for v in losses],
+        minibatches=minibatches(orders, params.batch_size, table.rows.tolist()),
+        step_params=[[exact_float(v, params.dtype) for v in row] for row in step_params.cpu().tolist()],
+        batch_losses=[exact_float(v, params.dtype) for v in batch_losses.cpu().tolist()],
     )
 
 
-def write_result(result: TrainResult, features: tuple[str, ...], model: Path, curve: Path) -> None:
+def write_result(result: TrainResult, features: tuple[str, ...], model: Path, curve: Path, steps: Path) -> None:
     write_json(
         model,
         {
@@ -144,20 +178,27 @@ def write_result(result: TrainResult, features: tuple[str, ...], model: Path, cu
         CURVE_HEADER,
         ((epoch, float_text(loss, result.dtype)) for epoch, loss in enumerate(result.losses, start=1)),
     )
+    write_steps(
+        steps, parameter_names(features), result.minibatches, result.step_params, result.batch_losses, result.dtype
+    )
 
 
-def run(backend: str, train_csv: Path, model: Path, curve: Path, params: TrainParams) -> tuple[TrainResult, str]:
-    """Train one backend on the shuffle orders drawn from params.seed; write its model and loss curve.
+def run(
+    backend: str, train_csv: Path, model: Path, curve: Path, steps: Path, params: TrainParams
+) -> tuple[TrainResult, str]:
+    """Train one backend on the shuffle orders drawn from params.seed; write its model, loss curve and steps.
 
     Returns the result and the orders' digest (the same in every backend's stage)."""
     table = read_table(train_csv)
     orders = shuffle_orders(len(table.y), params.epochs, params.seed)
     result = train(backend, table, params, orders)
-    write_result(result, table.features, model, curve)
+    write_result(result, table.features, model, curve, steps)
     return result, orders_digest(orders)
 
 
-def stage(params_yaml: Path, backend: str, train: Path, model: Path, curve: Path, say: Callable[[str], None]) -> int:
+def stage(
+    params_yaml: Path, backend: str, train: Path, model: Path, curve: Path, steps: Path, say: Callable[[str], None]
+) -> int:
     """The train stage of one backend (dvc.yaml has one per backend). A tracking server that does not
     answer fails it before minutes of training, not after them at the track stage."""
     from adaline_repro.repro.preflight import check_tracking_store
@@ -165,7 +206,7 @@ def stage(params_yaml: Path, backend: str, train: Path, model: Path, curve: Path
 
     params = load_params(params_yaml)
     check_tracking_store(tracking_uri())
-    result, orders = run(backend, train, model, curve, params.train)
+    result, orders = run(backend, train, model, curve, steps, params.train)
     say(
         f"train@{result.backend}: {len(result.losses)} epochs on {result.device}, "
         f"final train_mse {result.losses[-1]}, shuffle orders {orders}"

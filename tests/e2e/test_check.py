@@ -110,7 +110,8 @@ def test_results_from_a_learning_rate_off_by_a_tenth_of_a_percent_are_drift(tmp_
     prepared = root / "data" / "prepared"
     dirs = PATHS.results(root)
     for backend in params.train.backends:
-        train.run(backend, prepared / "train.csv", dirs.model(backend), dirs.curve(backend), shifted)
+        outputs = (dirs.model(backend), dirs.curve(backend), dirs.step(backend))
+        train.run(backend, prepared / "train.csv", *outputs, shifted)
     evaluate.run(dirs, params.train.backends, prepared / "train.csv", prepared / "test.csv", params.evaluate)
     done, report = _check(root, env)
     assert done.returncode == EXIT_DRIFT, done.stdout + done.stderr

@@ -14,6 +14,7 @@ import mlflow
 import pytest
 
 from adaline_repro.backends import BACKENDS
+from adaline_repro.errors import EXIT_DIFFER
 from adaline_repro.workspace import marker_uri_file
 from tests.conftest import PATHS, REPO, edited, make_clone, run_cmd, stored_runs
 
@@ -72,11 +73,12 @@ def test_the_store_holds_one_execution(first_repro):
     parent_artifacts = sorted(a.path for a in client.list_artifacts(parent.info.run_id))
     assert parent_artifacts == ["compare.json", "loss_curves.png"]
     assert "| manual ~ module | train_mse |" in parent.data.tags["mlflow.note.content"]
+    assert parent.data.tags["compare.first_divergence"] == parent.data.tags["compare.likely_cause"] == "none"
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert sorted(r.info.run_name for r in children) == sorted(f"{b}@cpu" for b in BACKENDS)
     for child in children:
         artifacts = sorted(a.path for a in client.list_artifacts(child.info.run_id))
-        assert artifacts == ["loss_curve.csv", "model.json", "predictions.csv"]
+        assert artifacts == ["loss_curve.csv", "model.json", "predictions.csv", "steps.csv"]
         history = client.get_metric_history(child.info.run_id, "train_mse")
         assert [m.step for m in history] == list(range(1, 21))
         assert round(child.data.metrics["test_accuracy"], 4) == 0.9333
@@ -213,24 +215,34 @@ def test_experiment_with_a_changed_learning_rate(repo):
 
 
 def test_a_backend_that_differs_fails_compare_and_is_still_logged(repo):
-    """With zero_grad() removed from the module backend, `dvc repro` fails at compare, and the store
-    holds the execution with the failed verdict for inspection, every run finished."""
+    """With zero_grad() removed from the module backend, `dvc repro` fails at compare and `./pipeline repro`
+    ends with one line naming update step 2 and the missing zero_grad(); the store holds the execution with
+    the failed verdict and that explanation for inspection, every run finished."""
     root, env = repo
     module = root / "src" / "adaline_repro" / "backends" / "module.py"
     before = {r.info.run_id for r in stored_runs(env["MLFLOW_TRACKING_URI"])}
     with edited(module, "        self.optimizer.zero_grad()\n", ""):
         done = run_cmd(["./pipeline", "repro"], root, env, check=False)
-    assert done.returncode != 0
+    assert done.returncode == EXIT_DIFFER
     assert "failed to reproduce 'compare'" in done.stderr
     assert "FAILED: the backends differ" in done.stdout
+    assert done.stderr.splitlines()[-1] == (
+        "repro: stopped at compare: the backends differ in train_mse, weights, steps; first divergence at "
+        "step 2 (epoch 1, batch 2); likely cause: module: missing zero_grad() (gradient accumulation) "
+        f"(see {PATHS.compare_md})"
+    )
     report = json.loads((root / "reports" / "compare.json").read_text())
     assert report["passed"] is False
     assert report["pairs"]["manual~autograd"]["passed"] is True
+    assert report["first_divergence"]["likely_cause"][0]["rule"] == "missing_zero_grad"
     new = [r for r in stored_runs(env["MLFLOW_TRACKING_URI"]) if r.info.run_id not in before]
     assert len(new) == 4
     assert {r.info.status for r in new} == {"FINISHED"}
     parent = next(r for r in new if "mlflow.parentRunId" not in r.data.tags)
     assert parent.data.tags["compare.verdict"] == "failed"
+    assert parent.data.tags["compare.first_divergence"] == "step 2 (epoch 1, batch 2)"
+    assert parent.data.tags["compare.likely_cause"] == "module: missing zero_grad() (gradient accumulation)"
+    assert "its gradients were not zeroed since step 1" in parent.data.tags["mlflow.note.content"]
     assert parent.info.run_name.startswith("pipeline: FAILED (max diff ")
     assert parent.data.metrics["compare_passed"] == 0.0
     assert parent.data.metrics["compare_max_abs_diff_train_mse"] > 1e-2

@@ -19,14 +19,27 @@ def test_options_after_test_reach_pytest(capfd):
 def test_a_missing_input_is_one_line_and_exit_2(tmp_path, capsys):
     """A stage pointed at a file that is not there says which file, without a traceback, and exits 2."""
     missing = tmp_path / "train.csv"
-    model, curve = tmp_path / "m.json", tmp_path / "c.csv"
+    model, curve, steps = tmp_path / "m.json", tmp_path / "c.csv", tmp_path / "s.csv"
     code = cli.main(
-        ["train", "--backend", "manual", "--train", str(missing), "--model", str(model), "--curve", str(curve)]
+        [
+            "train",
+            "--backend",
+            "manual",
+            "--train",
+            str(missing),
+            "--model",
+            str(model),
+            "--curve",
+            str(curve),
+            "--steps",
+            str(steps),
+        ]
     )
     assert code == EXIT_INPUT
     assert capsys.readouterr().err == f"error: {missing}: cannot read (No such file or directory)\n"
     assert not model.exists()
     assert not curve.exists()
+    assert not steps.exists()
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from adaline_repro import evaluate
+from adaline_repro import evaluate, figures
 from adaline_repro.compare import BackendOutputs, compare, load_outputs
 from adaline_repro.files import json_text, read_json
 from adaline_repro.params import CompareParams, replace
@@ -23,7 +23,8 @@ from tests.conftest import PATHS, REPO, stored_runs
 def _outputs(tmp_path, name, result, data_dir, train_table, params) -> BackendOutputs:
     """Write a training result (as backend `name`) the way the stages do, then read it back as compare does."""
     dirs = PATHS.results(tmp_path)
-    write_result(dataclasses.replace(result, backend=name), train_table.features, dirs.model(name), dirs.curve(name))
+    files = (dirs.model(name), dirs.curve(name), dirs.step(name))
+    write_result(dataclasses.replace(result, backend=name), train_table.features, *files)
     evaluate.run(dirs, (name,), data_dir / "train.csv", data_dir / "test.csv", params.evaluate)
     return BackendOutputs(**{**load_outputs(name, dirs).__dict__, "backend": result.backend})
 
@@ -101,14 +102,16 @@ def test_one_flipped_prediction_fails_whatever_the_tolerance(reference):
 
 def test_compare_command_fails_after_logging_the_execution(tmp_path, data_dir, train_table, params):
     """The stage writes passed=false, prints the table, logs the execution (dvc repro will not reach the
-    track stage) and exits 1; run again on the same results it does not log a second copy."""
+    track stage) and exits 1; run again on the same results it does not log a second copy. Where and why
+    the backends part reaches the reports, its last line, the parent run's tags and description, and the
+    figure (a marker at the first diverging step)."""
     dirs = PATHS.results(tmp_path)
     for b in params.train.backends:
         p = replace(params.train, lr=0.01001) if b == "module" else params.train
         _outputs(tmp_path, b, train(b, train_table, p), data_dir, train_table, params)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     args = ["--params", REPO / "params.yaml", "--models", dirs.models, "--curves", dirs.curves]
-    args += ["--predictions", dirs.predictions, "--metrics", dirs.metrics]
+    args += ["--predictions", dirs.predictions, "--metrics", dirs.metrics, "--steps", dirs.steps]
     args += ["--report-json", tmp_path / "r.json", "--report-md", tmp_path / "r.md"]
     args += ["--raw", data_dir / "raw.csv", "--train", data_dir / "train.csv", "--test", data_dir / "test.csv"]
     args += ["--figure", tmp_path / "figure.png", "--marker", tmp_path / ".tracking" / "logged.json"]
@@ -132,7 +135,26 @@ def test_compare_command_fails_after_logging_the_execution(tmp_path, data_dir, t
     parent = next(r for r in runs[0] if "mlflow.parentRunId" not in r.data.tags)
     assert parent.data.tags["compare.verdict"] == "failed"
     assert {r.info.status for r in runs[0]} == {"FINISHED"}
-    assert (tmp_path / "figure.png").read_bytes().startswith(b"\x89PNG")
+    found = report["first_divergence"]
+    assert (found["step"], found["epoch"], found["batch"]) == (1, 1, 1)
+    assert found["apart"] == ["manual~module", "autograd~module"]
+    (cause,) = found["likely_cause"]
+    assert (cause["rule"], cause["backend"]) == ("learning_rate", "module")
+    assert found["update_ratios"]["manual~module"] == pytest.approx([1.001] * 3, rel=1e-4)
+    line = "step 1 (epoch 1, batch 1); likely cause: module: learning rate off by a factor"
+    assert done.stdout.splitlines()[-1] == (
+        f"compare: FAILED: the backends differ in train_mse, weights, steps; first divergence at {line}"
+    )
+    assert "## First divergence" in (tmp_path / "r.md").read_text()
+    assert parent.data.tags["compare.first_divergence"] == "step 1 (epoch 1, batch 1)"
+    assert parent.data.tags["compare.likely_cause"] == "module: learning rate off by a factor"
+    assert "module's learning rate is 1.001 x manual's" in parent.data.tags["mlflow.note.content"]
+    drawn = (tmp_path / "figure.png").read_bytes()
+    figures.draw(params.train.backends, dirs.curves, tmp_path / "plain.png")
+    assert drawn.startswith(b"\x89PNG")
+    assert drawn != (tmp_path / "plain.png").read_bytes()
+    figures.draw(params.train.backends, dirs.curves, tmp_path / "again.png", found)
+    assert drawn == (tmp_path / "again.png").read_bytes()
 
 
 def test_compare_json_holds_no_tolerances(tmp_path, data_dir, train_table, params):

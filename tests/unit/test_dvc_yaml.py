@@ -136,6 +136,7 @@ def test_each_train_stage_pays_only_for_its_backend_and_draws_the_same_shuffles(
         str(data_dir / "train.csv"),
     ]
     args += ["--model", str(tmp_path / "model.json"), "--curve", str(tmp_path / "curve.csv")]
+    args += ["--steps", str(tmp_path / "steps.csv")]
     code = (
         "import sys\nfrom adaline_repro import cli\n"
         f"assert cli.main({args!r}) == 0\n"

@@ -14,7 +14,9 @@ def test_lecture_accuracies(tmp_path, data_dir, train_table, params):
     """Every backend: 92.86 % train and 93.33 % test accuracy, written as fractions with the final train_mse."""
     dirs = PATHS.results(tmp_path)
     for backend in params.train.backends:
-        train.run(backend, data_dir / "train.csv", dirs.model(backend), dirs.curve(backend), params.train)
+        train.run(
+            backend, data_dir / "train.csv", dirs.model(backend), dirs.curve(backend), dirs.step(backend), params.train
+        )
     results = evaluate.run(dirs, params.train.backends, data_dir / "train.csv", data_dir / "test.csv", params.evaluate)
     assert list(results) == ["manual", "autograd", "module"]
     for backend, metrics in results.items():

@@ -24,3 +24,19 @@ def test_a_visible_difference_changes_the_figure():
     curves = _curves()
     shifted = {**curves, "module": curves["module"] + np.where(np.arange(20) == 7, 1e-4, 0.0)}
     assert loss_figure(shifted) != loss_figure(curves)
+
+
+def _divergence(step: int, epoch: int, batch: int) -> dict:
+    label = f"step {step} (epoch {epoch}, batch {batch})"
+    return {"step": step, "epoch": epoch, "batch": batch, "batches_per_epoch": 7, "label": label}
+
+
+def test_the_first_divergence_is_marked_at_its_step():
+    """compare's first diverging step adds a marker: deterministic bytes, and another step draws it elsewhere."""
+    curves = _curves()
+    marked = loss_figure(curves, _divergence(9, 2, 2))
+    assert marked == loss_figure(curves, _divergence(9, 2, 2))
+    assert marked != loss_figure(curves)
+    same_label_elsewhere = {**_divergence(9, 2, 2), "batch": 5}
+    assert loss_figure(curves, same_label_elsewhere) != marked
+    assert loss_figure(curves, _divergence(0, 0, 0)).startswith(b"\x89PNG")

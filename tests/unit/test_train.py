@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
 
+import numpy as np
 import pytest
 import torch
 
 from adaline_repro import train as train_mod
 from adaline_repro.backends import BACKENDS
-from adaline_repro.files import read_csv
+from adaline_repro.files import DataError, read_csv
 from adaline_repro.params import replace
+from adaline_repro.results import read_steps
 from adaline_repro.train import TrainError, shuffle_orders, train
 from tests.conftest import PATHS
 
@@ -42,13 +45,15 @@ def test_model_construction_does_not_move_the_shuffles(train_table, params):
 
 
 def test_written_outputs_are_deterministic(tmp_path, train_table, params):
-    """Two runs write byte-identical model and curve files, in text formats."""
+    """Two runs write byte-identical model, curve and step files, in text formats."""
     texts = []
     for i in range(2):
         dirs = PATHS.results(tmp_path / str(i))
         result = train("manual", train_table, params.train)
-        train_mod.write_result(result, train_table.features, dirs.model("manual"), dirs.curve("manual"))
-        texts.append((dirs.model("manual").read_bytes(), dirs.curve("manual").read_bytes()))
+        train_mod.write_result(
+            result, train_table.features, dirs.model("manual"), dirs.curve("manual"), dirs.step("manual")
+        )
+        texts.append(tuple(p.read_bytes() for p in (dirs.model("manual"), dirs.curve("manual"), dirs.step("manual"))))
     assert texts[0] == texts[1]
     header, rows = read_csv(PATHS.results(tmp_path / "0").curve("manual"))
     assert header == ["epoch", "train_mse"]
@@ -61,12 +66,56 @@ def test_the_stage_writes_what_training_that_backend_gives(backend, tmp_path, da
     """The train stage's run: the model and curve files of exactly that backend's training."""
     dirs = PATHS.results(tmp_path)
     result, orders = train_mod.run(
-        backend, data_dir / "train.csv", dirs.model(backend), dirs.curve(backend), params.train
+        backend, data_dir / "train.csv", dirs.model(backend), dirs.curve(backend), dirs.step(backend), params.train
     )
     assert result == train(backend, train_table, params.train)
     assert orders == train_mod.orders_digest(shuffle_orders(len(train_table.y), params.train.epochs, params.train.seed))
     assert json.loads(dirs.model(backend).read_text())["backend"] == backend
     assert [float(r[1]) for r in read_csv(dirs.curve(backend))[1]] == result.losses
+    steps = read_steps(dirs.step(backend))
+    assert steps.params[-1].tolist() == [*result.weight, result.bias]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_step_record_replays_the_training(backend, tmp_path, train_table, params):
+    """steps/<backend>.csv: zeros at step 0, then per update its epoch, batch and minibatch rows in the shuffled
+    order, the parameters after it (which one SGD step of the lecture's gradient reproduces) and the
+    minibatch MSE before it."""
+    result = train(backend, train_table, params.train)
+    path = tmp_path / "steps.csv"
+    train_mod.write_result(result, train_table.features, tmp_path / "m.json", tmp_path / "c.csv", path)
+    steps = read_steps(path)
+    batches = -(-len(train_table.y) // params.train.batch_size)
+    assert steps.names == ("weight[sepal_width]", "weight[petal_length]", "bias")
+    assert steps.updates == params.train.epochs * batches == 140
+    assert steps.params[0].tolist() == [0.0, 0.0, 0.0]
+    assert steps.rows[0] == ()
+    assert math.isnan(steps.batch_mse[0])
+    assert steps.epoch.tolist() == [0] + [e for e in range(1, 21) for _ in range(batches)]
+    assert steps.batch.tolist() == [0] + list(range(1, batches + 1)) * 20
+    orders = shuffle_orders(len(train_table.y), params.train.epochs, params.train.seed)
+    position = {int(r): i for i, r in enumerate(train_table.rows)}
+    for k in (1, 9, 140):
+        epoch, batch = steps.epoch[k], steps.batch[k]
+        ids = orders[epoch - 1][(batch - 1) * 10 : batch * 10].tolist()
+        assert [position[r] for r in steps.rows[k]] == ids
+        x, y = train_table.x[ids].astype(np.float64), train_table.y[ids].astype(np.float64)
+        w, b = steps.params[k - 1, :2], steps.params[k - 1, 2]
+        error = x @ w + b - y
+        assert steps.batch_mse[k] == pytest.approx(np.mean(error**2), rel=1e-5)
+        after = np.append(w - params.train.lr * 2 * x.T @ error / 10, b - params.train.lr * 2 * error.mean())
+        assert steps.params[k] == pytest.approx(after, abs=1e-6)
+
+
+def test_a_step_record_that_is_not_one_is_a_data_error(tmp_path):
+    """A truncated or renumbered record fails with the file named, not a traceback."""
+    path = tmp_path / "steps.csv"
+    path.write_text("step,epoch,batch,rows,bias,batch_mse\n1,1,1,3 4,0.5,0.1\n")
+    with pytest.raises(DataError, match="steps must run 0"):
+        read_steps(path)
+    path.write_text("step,epoch,batch,bias\n0,0,0,0.0\n")
+    with pytest.raises(DataError, match="expected header"):
+        read_steps(path)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -32,8 +32,9 @@ class Backend(ABC):
         """Gradient of the minibatch MSE at the current parameters: ((n_features,), ())."""
 
     @abstractmethod
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """One SGD update on a minibatch."""
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One SGD update on a minibatch; returns the minibatch MSE it descended (at the parameters before
+        the update) as a 0-d tensor on the device, so recording it costs no synchronisation."""
 
     @abstractmethod
     def parameters(self) -> tuple[torch.Tensor, torch.Tensor]:

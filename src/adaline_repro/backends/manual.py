@@ -18,18 +18,24 @@ class ManualBackend(Backend):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (torch.mm(x, self.weight) + self.bias).view(-1)
 
-    def gradients(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _gradients_and_error(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         # L = mean((yhat - y)^2)  =>  dL/dw = -2/n * x^T (y - yhat),  dL/db = -2/n * sum(y - yhat)
         n = y.size(0)
-        residual = 2.0 * (y - self.forward(x))  # (n,)
+        error = y - self.forward(x)  # (n,)
+        residual = 2.0 * error
         grad_w = -torch.mm(x.t(), residual.view(-1, 1)) / n  # (f, 1)
         grad_b = -torch.sum(residual) / n  # ()
-        return grad_w.view(-1), grad_b
+        return grad_w.view(-1), grad_b, error
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        grad_w, grad_b = self.gradients(x, y)
+    def gradients(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        grad_w, grad_b, _ = self._gradients_and_error(x, y)
+        return grad_w, grad_b
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        grad_w, grad_b, error = self._gradients_and_error(x, y)
         self.weight -= self.lr * grad_w.view(-1, 1)
         self.bias -= self.lr * grad_b
+        return torch.mean(error * error)
 
     def parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.weight.view(-1).clone(), self.bias[0].clone()

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from adaline_repro import divergence
 from adaline_repro.compare import BackendOutputs, PairResult, compare_pair, load_outputs
 from adaline_repro.errors import EXIT_BROKEN, EXIT_DIFFER, EXIT_DRIFT, EXIT_OK, EXIT_STALE, InputError
 from adaline_repro.files import atomic_write_text, json_text, read_json
@@ -55,6 +56,7 @@ class DeviceRun:
     lock_identical: bool | None = None  # the fresh dvc.lock equals the committed one byte for byte
     results: list[BackendOutputs] = field(default_factory=list)
     drift: list[PairResult] = field(default_factory=list)
+    divergences: dict[str, dict | None] = field(default_factory=dict)  # backend -> committed vs fresh, first step apart
     byte_differences: list[FirstDifference] = field(default_factory=list)
     outcome: str | None = None  # IDENTICAL, WITHIN_TOLERANCE or DRIFT, once compared
     explained_by: list[str] = field(default_factory=list)  # why other bytes are expected here
@@ -128,6 +130,18 @@ def drift(reference: list[BackendOutputs], fresh: list[BackendOutputs], tol: Com
     return [compare_pair(ref, new, tol) for ref, new in zip(reference, fresh, strict=True)]
 
 
+def divergences(
+    reference: list[BackendOutputs], fresh: list[BackendOutputs], names: tuple[str, str], tol: CompareParams
+) -> dict[str, dict | None]:
+    """Each backend's first update step at which its two records part (None: never), by the locator compare
+    uses across backends; `names` label the two records in the explanation."""
+    found = {}
+    for ref, new in zip(reference, fresh, strict=True):
+        located = divergence.first_divergence(dict(zip(names, (ref.steps, new.steps), strict=True)), tol)
+        found[ref.backend] = None if located is None else located.as_dict()
+    return found
+
+
 def result_files(paths: PipelinePaths, *roots: Path) -> list[str]:
     """The files of compared_paths below any of `roots`, relative to it, in that order (dvc.lock last)."""
     names: dict[str, None] = {}
@@ -178,7 +192,13 @@ def _pairs_table(pairs: list[PairResult], left: str, right: str) -> list[str]:
 
 
 def report(
-    code: int, stale: list[str], runs: list[DeviceRun], cross: list[PairResult], env_ref: dict | None, env_now: dict
+    code: int,
+    stale: list[str],
+    runs: list[DeviceRun],
+    cross: list[PairResult],
+    cross_divergences: dict[str, dict | None],
+    env_ref: dict | None,
+    env_now: dict,
 ) -> tuple[dict, str]:
     """(check.json content, check.md text)."""
     data = {
@@ -194,11 +214,13 @@ def report(
                 "explained_by": r.explained_by,
                 "byte_differences": [d.as_dict() for d in r.byte_differences],
                 "drift": {p.a: {d.quantity: d.as_dict() for d in p.differences} for p in r.drift},
+                "first_divergence": r.divergences,
                 "log_tail": r.log_tail if r.returncode else "",
             }
             for r in runs
         },
         "cross_device": {p.a: {d.quantity: d.as_dict() for d in p.differences} for p in cross},
+        "cross_device_first_divergence": cross_divergences,
         "environment": {
             "reference": env_ref,
             "now": env_now,
@@ -219,9 +241,10 @@ def report(
         if r.drift:
             moved = [f"{p.a} {d.quantity}" for p in r.drift for d in p.differences if not d.passed]
             md += [f"Against the committed results: {'moved: ' + ', '.join(moved) if moved else 'no drift'}.", ""]
-            md += [*_pairs_table(r.drift, "committed", "fresh"), ""]
+            md += [*_pairs_table(r.drift, "committed", "fresh"), "", *_divergence_lines(r.divergences)]
     if cross:
         md += ["## Across devices", "", *_pairs_table(cross, runs[0].device, runs[1].device), ""]
+        md += _divergence_lines(cross_divergences)
     md += ["## Environment", "", "| | committed | now |", "|---|---|---|"]
     for key in _ENVIRONMENT_ROWS:
         md.append(f"| {key} | {_leaf(env_ref, key) if env_ref else '-'} | {_leaf(env_now, key)} |")
@@ -236,6 +259,12 @@ _ENVIRONMENT_ROWS = (
     "cpu_kernels.mkl.code_path", "cpu_kernels.mkl.cnr", "cpu_kernels.mkl.threads", "cpu_kernels.onednn.calls",
     "cuda.available", "cuda.device",
 )  # fmt: skip
+
+
+def _divergence_lines(found: dict[str, dict | None]) -> list[str]:
+    """Where each backend's two records part, and the likely cause; nothing when none does."""
+    lines = [f"- {backend}: {divergence.summary(d)}" for backend, d in found.items() if d is not None]
+    return [*lines, ""] if lines else []
 
 
 def _leaf(data: dict, dotted: str) -> object:
@@ -311,6 +340,7 @@ def run_check(
         env_ref = read_json(env_file) if env_file.exists() else None
         runs: list[DeviceRun] = []
         cross: list[PairResult] = []
+        cross_divergences: dict[str, dict | None] = {}
         if not stale:
             reference = load_results(repo, paths, params.train.backends)
             env_diffs = differences(env_ref, env_now) if env_ref else []
@@ -319,6 +349,7 @@ def run_check(
                 run = run_device(scratch, device, env, params, paths)
                 if run.results:
                     run.drift = drift(reference, run.results, params.compare)
+                    run.divergences = divergences(reference, run.results, ("committed", "fresh"), params.compare)
                     run.byte_differences = differing_files(
                         repo, run.results_root, result_files(paths, repo, run.results_root)
                     )
@@ -328,12 +359,16 @@ def run_check(
                 runs.append(run)
             if len(runs) == 2 and all(r.results for r in runs):
                 cross = drift(runs[0].results, runs[1].results, params.compare)
+                names = (runs[0].device, runs[1].device)
+                if names[0] == names[1]:
+                    names = (f"{names[0]} 1", f"{names[1]} 2")
+                cross_divergences = divergences(runs[0].results, runs[1].results, names, params.compare)
         code = EXIT_STALE if stale else exit_code(runs, cross)
         if update and code in (EXIT_OK, EXIT_DRIFT):
             changed = update_reference(repo, paths, runs[0], env_now)
             say(f"check --update: {len(changed)} committed files rewritten" + "".join(f"\n  {c}" for c in changed))
             code = EXIT_OK
-        data, text = report(code, stale, runs, cross, env_ref, env_now)
+        data, text = report(code, stale, runs, cross, cross_divergences, env_ref, env_now)
         atomic_write_text(repo / REPORT_JSON, json_text(data))
         atomic_write_text(repo / REPORT_MD, text)
         say(text)

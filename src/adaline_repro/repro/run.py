@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from adaline_repro.errors import EXIT_OK
+from adaline_repro.errors import EXIT_DIFFER, EXIT_OK
 from adaline_repro.repro import uptodate
 
 # `repro` arguments after which everything is up to date (no stage targets, no partial runs).
@@ -82,10 +82,22 @@ def repro(dvc_args: list[str], root: Path, say: Callable[[str], None]) -> int:
         return EXIT_OK
     if failure.stage == "compare":  # the backends differ: its report is the result, kept
         rollback.discard(snapshot)
+        if failure.code == EXIT_DIFFER:
+            say_differ(root, lambda line: print(line, file=sys.stderr))
     else:
         rollback.restore(snapshot)
         print(ROLLED_BACK, file=sys.stderr)
     return failure.code or code
+
+
+def say_differ(root: Path, say: Callable[[str], None]) -> None:
+    """The line `./pipeline repro` ends with when compare failed: what differs, from which step, and why."""
+    from adaline_repro.compare import failure_line
+    from adaline_repro.files import read_json
+    from adaline_repro.paths import pipeline_paths
+
+    paths = pipeline_paths(root)
+    say(f"repro: stopped at compare: {failure_line(read_json(root / paths.compare_json))} (see {paths.compare_md})")
 
 
 def _stop_stages_then_exit(signum: int, frame: object) -> None:

@@ -1,0 +1,172 @@
+"""The divergence locator: each likely-cause rule, injected into a real backend, names the first diverging
+update step exactly and the right cause; anything no rule reproduces is "unexplained"."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from adaline_repro import backends, divergence
+from adaline_repro.backends.autograd import AutogradBackend
+from adaline_repro.backends.manual import ManualBackend
+from adaline_repro.backends.module import ModuleBackend
+from adaline_repro.params import CompareParams
+from adaline_repro.results import read_steps
+from adaline_repro.train import shuffle_orders, train, write_result
+
+REGISTERED = backends.get
+
+
+class NoZeroGrad(ModuleBackend):
+    """module without optimizer.zero_grad(): gradients accumulate from the first step on."""
+
+    def _backward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss = F.mse_loss(self.forward(x), y)
+        loss.backward()
+        return loss.detach()
+
+
+class TripleLearningRate(ManualBackend):
+    def __init__(self, n_features: int, lr: float, dtype: torch.dtype, device: torch.device) -> None:
+        super().__init__(n_features, 3 * lr, dtype, device)
+
+
+class SummedLoss(AutogradBackend):
+    """autograd with the squared errors summed over the minibatch instead of averaged."""
+
+    def _loss_and_gradients(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        loss = torch.sum((self.forward(x) - y) ** 2)
+        grad_w, grad_b = torch.autograd.grad(loss, [self.weight, self.bias])
+        return loss.detach(), grad_w.view(-1), grad_b[0]
+
+
+class NonzeroBias(ManualBackend):
+    def __init__(self, n_features: int, lr: float, dtype: torch.dtype, device: torch.device) -> None:
+        super().__init__(n_features, lr, dtype, device)
+        self.bias += 0.01
+
+
+class HalfBiasGradient(ManualBackend):
+    """A bug no rule describes: the bias alone moves half as far."""
+
+    def _gradients_and_error(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        grad_w, grad_b, error = super()._gradients_and_error(x, y)
+        return grad_w, grad_b / 2, error
+
+
+def locate(tmp_path, monkeypatch, train_table, params, names=backends.BACKENDS, faulty=None, orders=None):
+    """Train each backend (one of them replaced by a faulty class, or given other shuffle orders), write
+    its step record as the train stage does, read them back and locate the first divergence."""
+    records = {}
+    for name in names:
+        cls = (faulty or {}).get(name)
+        monkeypatch.setattr(backends, "get", (lambda _, c=cls: c) if cls else REGISTERED)
+        result = train(name, train_table, params.train, (orders or {}).get(name))
+        path = tmp_path / f"{name}.csv"
+        write_result(result, train_table.features, tmp_path / "model.json", tmp_path / "curve.csv", path)
+        records[name] = read_steps(path)
+    found = divergence.first_divergence(records, params.compare)
+    return None if found is None else found.as_dict()
+
+
+def test_the_backends_as_written_never_diverge(tmp_path, monkeypatch, train_table, params):
+    """float32 rounding between the three backends stays within the tolerances at every one of the 140 steps."""
+    assert locate(tmp_path, monkeypatch, train_table, params) is None
+
+
+def test_missing_zero_grad_is_gradient_accumulation_from_step_2(tmp_path, monkeypatch, train_table, params):
+    """Step 1 starts from zeroed gradients, so the first diverging update is step 2, and it equals the sum of
+    the fresh gradients of steps 1 and 2."""
+    found = locate(tmp_path, monkeypatch, train_table, params, faulty={"module": NoZeroGrad})
+    assert (found["step"], found["epoch"], found["batch"]) == (2, 1, 2)
+    assert found["apart"] == ["manual~module", "autograd~module"]
+    (cause,) = found["likely_cause"]
+    assert (cause["rule"], cause["backend"], cause["pair"]) == ("missing_zero_grad", "module", ["manual", "module"])
+    manual, module = found["backends"]["manual"], found["backends"]["module"]
+    assert module["before"] == pytest.approx(manual["before"], abs=1e-7)
+    first_update = manual["before"]  # the parameters after step 1, which started from zeros
+    summed = [a + b for a, b in zip(first_update, manual["update"], strict=True)]
+    assert module["update"] == pytest.approx(summed, abs=1e-7)
+
+
+def test_a_learning_rate_off_by_a_factor_is_a_constant_update_ratio(tmp_path, monkeypatch, train_table, params):
+    found = locate(tmp_path, monkeypatch, train_table, params, faulty={"manual": TripleLearningRate})
+    assert (found["step"], found["epoch"], found["batch"]) == (1, 1, 1)
+    (cause,) = found["likely_cause"]
+    assert (cause["rule"], cause["backend"]) == ("learning_rate", "manual")
+    assert found["update_ratios"]["manual~autograd"] == pytest.approx([1 / 3] * 3, rel=1e-5)
+    assert "manual's learning rate is 3 x autograd's" in cause["evidence"]
+
+
+def test_another_shuffle_order_is_different_rows_at_the_first_diverging_step(
+    tmp_path, monkeypatch, train_table, params
+):
+    """Epochs 1-3 shuffled alike and epoch 4 not: the first diverging step is epoch 4's first, step 22."""
+    orders = shuffle_orders(len(train_table.y), params.train.epochs, params.train.seed)
+    orders[3] = shuffle_orders(len(train_table.y), 1, params.train.seed + 1)[0]
+    found = locate(tmp_path, monkeypatch, train_table, params, orders={"autograd": orders})
+    assert (found["step"], found["epoch"], found["batch"]) == (22, 4, 1)
+    (cause,) = found["likely_cause"]
+    assert (cause["rule"], cause["backend"]) == ("shuffle_order", "autograd")
+    position = {int(r): i for i, r in enumerate(train_table.rows)}
+    assert [position[r] for r in found["backends"]["autograd"]["rows"]] == orders[3][:10].tolist()
+    assert found["backends"]["autograd"]["rows"] != found["backends"]["manual"]["rows"]
+
+
+def test_sum_instead_of_mean_is_an_update_ratio_of_the_minibatch_size(tmp_path, monkeypatch, train_table, params):
+    found = locate(tmp_path, monkeypatch, train_table, params, faulty={"autograd": SummedLoss})
+    assert (found["step"], found["epoch"], found["batch"]) == (1, 1, 1)
+    (cause,) = found["likely_cause"]
+    assert (cause["rule"], cause["backend"]) == ("sum_not_mean", "autograd")
+    assert found["update_ratios"]["manual~autograd"] == pytest.approx([params.train.batch_size] * 3, rel=1e-5)
+
+
+def test_a_different_initialisation_diverges_before_the_first_step(tmp_path, monkeypatch, train_table, params):
+    found = locate(tmp_path, monkeypatch, train_table, params, faulty={"manual": NonzeroBias})
+    assert found["step"] == 0
+    assert found["label"] == "step 0 (before the first update)"
+    (cause,) = found["likely_cause"]
+    assert (cause["rule"], cause["backend"]) == ("initialisation", "manual")
+    assert found["backends"]["manual"]["after"] == pytest.approx([0, 0, 0.01])
+
+
+def test_a_bug_no_rule_reproduces_is_unexplained_with_the_numbers(tmp_path, monkeypatch, train_table, params):
+    """Per-parameter ratios 1, 1, 0.5 are not one constant: no rule claims it."""
+    found = locate(tmp_path, monkeypatch, train_table, params, faulty={"manual": HalfBiasGradient})
+    assert found["step"] == 1
+    (cause,) = found["likely_cause"]
+    assert (cause["rule"], cause["backend"]) == ("unexplained", "manual")
+    assert "ratios [1, 1, 0.5]" in cause["evidence"]
+    expected = "first divergence at step 1 (epoch 1, batch 1); likely cause: manual: unexplained"
+    assert divergence.summary(found) == expected
+
+
+def test_with_two_backends_a_symmetric_rule_blames_neither(tmp_path, monkeypatch, train_table, params):
+    """No majority: a learning-rate ratio cannot say which side is wrong, but a sum-for-mean ratio (the
+    minibatch size, not its inverse) and accumulation can."""
+    pair = ("manual", "module")
+    lr = locate(tmp_path, monkeypatch, train_table, params, pair, faulty={"module": TripleLearningRate})
+    assert [(c["rule"], c["backend"]) for c in lr["likely_cause"]] == [("learning_rate", None)]
+    assert divergence.likely_causes(lr) == "manual or module: learning rate off by a factor"
+    summed = locate(tmp_path, monkeypatch, train_table, params, pair, faulty={"manual": SummedLoss})
+    assert [(c["rule"], c["backend"]) for c in summed["likely_cause"]] == [("sum_not_mean", "manual")]
+    accumulated = locate(tmp_path, monkeypatch, train_table, params, pair, faulty={"manual": NoZeroGrad})
+    assert [(c["rule"], c["backend"], accumulated["step"]) for c in accumulated["likely_cause"]] == [
+        ("missing_zero_grad", "manual", 2)
+    ]
+
+
+def test_looser_tolerances_move_the_first_divergence_later_or_away(tmp_path, monkeypatch, train_table, params):
+    """The locator uses the compare tolerances: a learning rate off by 0.1 % parts at step 1 under the
+    defaults and nowhere when the tolerance is wider than the whole effect."""
+
+    class SlightlyFaster(ManualBackend):
+        def __init__(self, n_features: int, lr: float, dtype: torch.dtype, device: torch.device) -> None:
+            super().__init__(n_features, 1.001 * lr, dtype, device)
+
+    found = locate(tmp_path, monkeypatch, train_table, params, faulty={"manual": SlightlyFaster})
+    assert found["step"] == 1
+    assert found["likely_cause"][0]["rule"] == "learning_rate"
+    records = {name: read_steps(tmp_path / f"{name}.csv") for name in backends.BACKENDS}
+    assert divergence.first_divergence(records, CompareParams(atol=1e-2, rtol=0.0)) is None
