@@ -227,7 +227,8 @@ def test_a_backend_that_differs_fails_compare_and_is_still_logged(repo):
     assert "failed to reproduce 'compare'" in done.stderr
     assert "FAILED: the backends differ" in done.stdout
     assert done.stderr.splitlines()[-1] == (
-        "repro: stopped at compare: the backends differ in train_mse, weights, steps; first divergence at "
+        "repro: stopped at compare: the backends differ in train_mse, weights, steps, predictions, train_accuracy, "
+        "test_accuracy; first divergence at "
         "step 2 (epoch 1, batch 2); likely cause: module: missing zero_grad() (gradient accumulation) "
         f"(see {PATHS.compare_md})"
     )
