@@ -102,7 +102,8 @@ def test_a_committed_curve_moved_at_epoch_7_is_drift(tmp_path_factory):
 
 
 def test_results_from_a_learning_rate_off_by_a_tenth_of_a_percent_are_drift(tmp_path_factory):
-    """Committed results made with lr x 1.001 (say, by another torch) no longer match a fresh run."""
+    """Committed results made with lr x 1.001 (say, by another torch) no longer match a fresh run, and the
+    drift report says from which update step and names the learning rate."""
     root, env = make_clone(tmp_path_factory)
     params = load_params(root / "params.yaml")
     shifted = replace(params.train, lr=params.train.lr * 1.001)
@@ -118,6 +119,17 @@ def test_results_from_a_learning_rate_off_by_a_tenth_of_a_percent_are_drift(tmp_
     drift = report["devices"]["cpu"]["drift"]
     assert all(drift[b]["train_mse"]["passed"] is False for b in params.train.backends)
     assert all(drift[b]["weights"]["passed"] is False for b in params.train.backends)
+    # The locator compare uses says from which step and why, committed against fresh, for each backend.
+    for backend in params.train.backends:
+        found = report["devices"]["cpu"]["first_divergence"][backend]
+        assert found["step"] == 1
+        assert [(c["rule"], c["backend"]) for c in found["likely_cause"]] == [("learning_rate", None)]
+        assert "fresh's learning rate is 0.999001 x committed's" in found["likely_cause"][0]["evidence"]
+    check_md = (root / "reports" / "check.md").read_text()
+    assert (
+        "- manual: first divergence at step 1 (epoch 1, batch 1); likely cause: committed or fresh: learning "
+        in check_md
+    )
 
 
 def test_changed_parameter_without_updated_lock_is_stale(tmp_path_factory):
