@@ -32,7 +32,9 @@ from adaline_repro.ops.postgres import free_port  # noqa: E402
 from adaline_repro.ops.worktree import copy_worktree  # noqa: E402
 
 SCRIPT = REPO / "bench" / "single_script.py"
-SCENARIOS = ("cold", "noop", "incremental", "epochs", "sweep", "server", "step", "memory", "pins", "backend")
+SCENARIOS = (
+    "cold", "noop", "incremental", "epochs", "sweep", "server", "step", "memory", "pins", "backend", "record"
+)  # fmt: skip
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -237,6 +239,43 @@ def bench_epochs(ws: Workspace, reps: int) -> dict:
     return out
 
 
+def bench_record(ws: Workspace, reps: int, baseline: Workspace | None = None) -> dict:
+    """What the per-update step record costs: cold `dvc repro --force` and the train stages' own processes
+    at 20 and 2,000 epochs, interleaved with the same in the --baseline REV workspace, and the records' size."""
+    from adaline_repro.paths import pipeline_paths
+
+    spaces = {"pipeline": ws, **({"baseline": baseline} if baseline else {})}
+    out = {}
+    for epochs in (20, 2000):
+        runs: dict[str, Callable[[], float]] = {}
+        for name, space in spaces.items():
+            space.set_param("epochs", str(epochs))
+            space.run(["./pipeline", "repro"])
+            trains = [cmd for stage, cmd in _stage_commands(space.root).items() if stage.startswith("train@")]
+            runs[f"{name}_cold"] = lambda space=space: space.run(["dvc", "repro", "--force"])
+            runs[f"{name}_train_stages"] = lambda space=space, trains=trains: sum(
+                space.run(["bash", "-c", cmd], dvc_root=True) for cmd in trains
+            )
+        t = interleave(reps, **runs)
+        records = sorted((ws.root / pipeline_paths(ws.root).steps).glob("*.csv"))
+        out[str(epochs)] = {
+            **{k: summary(v) for k, v in t.items()},
+            "record_bytes": {p.name: p.stat().st_size for p in records},
+            **(
+                {
+                    "cold_over_baseline": ratio(t["pipeline_cold"], t["baseline_cold"]),
+                    "train_stages_over_baseline": ratio(t["pipeline_train_stages"], t["baseline_train_stages"]),
+                }
+                if baseline
+                else {}
+            ),
+        }
+    for space in spaces.values():
+        space.set_param("epochs", "20")
+        space.run(["./pipeline", "repro"])
+    return out
+
+
 def bench_sweep(ws: Workspace, reps: int) -> dict:
     """8 queued experiments (`dvc exp run --queue -S train.seed=...`) run by `dvc queue start -j 2`."""
     cold = [ws.run(["dvc", "repro", "--force"]) for _ in range(reps)]
@@ -384,7 +423,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--only", default=",".join(SCENARIOS))
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results.json")
-    parser.add_argument("--baseline", metavar="REV", help="cold, backend: also measure the repository at REV")
+    parser.add_argument("--baseline", metavar="REV", help="cold, backend, record: also measure the repository at REV")
     args = parser.parse_args()
     wanted = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(wanted) - set(SCENARIOS)
@@ -402,7 +441,7 @@ def main() -> None:
             print(f"bench: {name} ...", file=sys.stderr, flush=True)
             if name == "step":
                 results[name] = bench_step(args.reps)
-            elif name in ("cold", "backend"):
+            elif name in ("cold", "backend", "record"):
                 results[name] = globals()[f"bench_{name}"](ws, args.reps, baseline)
             elif name == "memory":
                 results[name] = bench_memory(ws)
