@@ -38,7 +38,9 @@ def lint() -> int:
 
 
 def bench(bench_args: list[str]) -> int:
-    return subprocess.call([sys.executable, str(REPO / "bench" / "bench.py"), *bench_args])
+    # As a module of the repository root: run as a script, bench/bench.py would shadow the bench/ folder
+    # it imports sweep from.
+    return subprocess.call([sys.executable, "-m", "bench.bench", *bench_args], cwd=REPO)
 
 
 def lock() -> int:
