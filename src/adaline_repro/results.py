@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adaline_repro.files import DataError, float_text, read_csv, read_json, write_csv
+from adaline_repro.files import DataError, float_texts, read_csv, read_json, write_csv
 
 
 def curve_file(curves: Path, backend: str) -> Path:
@@ -149,10 +149,11 @@ def write_steps(
     dtype: str,
 ) -> None:
     """Write a Steps record: (epoch, batch, rows) and the minibatch MSE of updates 1..k, parameters of 0..k."""
-    start = (0, 0, 0, "", *(float_text(v, dtype) for v in params[0]), "")
+    texts, mse_texts = float_texts(params, dtype), float_texts(batch_mse, dtype)
+    start = (0, 0, 0, "", *texts[0], "")
     updates = (
-        (k, epoch, batch, " ".join(map(str, rows)), *(float_text(v, dtype) for v in after), float_text(mse, dtype))
-        for k, ((epoch, batch, rows), after, mse) in enumerate(zip(minibatches, params[1:], batch_mse, strict=True), 1)
+        (k, epoch, batch, " ".join(map(str, rows)), *after, mse)
+        for k, ((epoch, batch, rows), after, mse) in enumerate(zip(minibatches, texts[1:], mse_texts, strict=True), 1)
     )
     write_csv(path, steps_header(names), itertools.chain([start], updates))
 

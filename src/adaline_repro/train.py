@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -43,7 +44,7 @@ class TrainResult:
     losses: list[float]  # train MSE after each epoch, epochs 1..N
     minibatches: list[tuple[int, int, tuple[int, ...]]]  # (epoch, batch in epoch, raw-table rows) of each update
     step_params: list[list[float]]  # (weight..., bias) before the first update, then after each
-    batch_losses: list[float]  # the minibatch MSE each update descended
+    batch_losses: list[float]  # each update's minibatch MSE, at the parameters before it
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -92,43 +93,78 @@ def orders_digest(orders: list[torch.Tensor]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _flat_parameters(backend: Backend) -> torch.Tensor:
-    weight, bias = backend.parameters()
-    return torch.cat([weight, bias.view(1)])
+class _ParameterRecord:
+    """The parameters after every step, flat (weight..., bias), as tensors on the device until the end.
+
+    Backends update their tensors in place, so the flat views are made once, and again only after a step
+    that replaced a tensor: one torch.cat per step."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.weight, self.bias = backend.tensors()
+        self.views = (self.weight.detach().view(-1), self.bias.detach().view(-1))
+        self.rows = [torch.cat(self.views)]
+
+    def take(self) -> None:
+        weight, bias = self.backend.tensors()
+        if weight is not self.weight or bias is not self.bias:
+            self.weight, self.bias = weight, bias
+            self.views = (weight.detach().view(-1), bias.detach().view(-1))
+        self.rows.append(torch.cat(self.views))
 
 
 def fit(
     backend: Backend, x: torch.Tensor, y: torch.Tensor, orders: list[torch.Tensor], batch_size: int
-) -> tuple[list[float], torch.Tensor, torch.Tensor]:
+) -> tuple[list[float], torch.Tensor]:
     """Minibatches in each epoch's order, one update each, then the full-training-set MSE.
 
-    Returns the per-epoch MSE, the parameters before the first update and after each (updates + 1,
-    n_features + 1), and each update's minibatch MSE (updates,). The record stays on the device until the
-    end, so it costs no synchronisation per step."""
+    Returns the per-epoch MSE and the parameters before the first update and after each one
+    (updates + 1, n_features + 1), kept on the device until the end: recording costs no synchronisation."""
     losses = []
-    params = [_flat_parameters(backend)]
-    batch_losses = []
+    record = _ParameterRecord(backend)
     # disable=None: a bar on a terminal, silence in logs, CI and tests.
     bar = tqdm(orders, desc=f"train@{backend.name}", unit="epoch", disable=None, leave=False, mininterval=0.5)
     for epoch, order in enumerate(bar, start=1):
         for batch in torch.split(order.to(x.device), batch_size):
-            batch_losses.append(backend.step(x[batch], y[batch]))
-            params.append(_flat_parameters(backend))
+            backend.step(x[batch], y[batch])
+            record.take()
         loss = backend.loss(x, y).item()
         if not math.isfinite(loss):
             raise TrainError(f"{backend.name}: diverged at epoch {epoch} (train_mse={loss})")
         losses.append(loss)
-    return losses, torch.stack(params), torch.stack(batch_losses)
+    return losses, torch.stack(record.rows)
+
+
+def batch_mse(
+    x: torch.Tensor, y: torch.Tensor, step_params: torch.Tensor, orders: list[torch.Tensor], batch_size: int
+) -> torch.Tensor:
+    """Each update's minibatch MSE at the parameters before it, (updates,): computed once after training,
+    for every update at once and by one formula for every backend, so the record costs no work per step."""
+    epochs, (full, rest) = len(orders), divmod(x.size(0), batch_size)
+    per_epoch = full + (rest > 0)
+    order = torch.stack(orders).to(x.device)  # (epochs, n)
+    update = torch.arange(epochs * per_epoch, device=x.device).view(epochs, per_epoch)
+    groups = [(order[:, : full * batch_size].reshape(-1, batch_size), update[:, :full].reshape(-1))]
+    if rest:  # each epoch's last, smaller minibatch
+        groups.append((order[:, full * batch_size :], update[:, full]))
+    out = torch.empty(epochs * per_epoch, dtype=x.dtype, device=x.device)
+    for ids, at in groups:
+        before = step_params[at]  # record row u holds the parameters update u + 1 (0-based u) starts from
+        predicted = (x[ids] * before[:, None, :-1]).sum(-1) + before[:, -1:]
+        out[at] = ((predicted - y[ids]) ** 2).mean(1)
+    return out
 
 
 def minibatches(
-    orders: list[torch.Tensor], batch_size: int, rows: Sequence[int]
+    orders: list[torch.Tensor], batch_size: int, rows: np.ndarray
 ) -> list[tuple[int, int, tuple[int, ...]]]:
     """(epoch, batch in epoch, raw-table rows) of each update, as fit takes them."""
+    table_rows = rows[torch.stack(orders).numpy()].tolist()  # (epochs, n): each epoch's shuffled raw rows
+    starts = range(0, len(rows), batch_size)
     return [
-        (epoch, batch, tuple(rows[i] for i in ids.tolist()))
-        for epoch, order in enumerate(orders, start=1)
-        for batch, ids in enumerate(torch.split(order, batch_size), start=1)
+        (epoch, batch, tuple(shuffled[start : start + batch_size]))
+        for epoch, shuffled in enumerate(table_rows, start=1)
+        for batch, start in enumerate(starts, start=1)
     ]
 
 
@@ -146,7 +182,7 @@ def train(
     if orders is None:
         orders = shuffle_orders(n, params.epochs, params.seed)
     backend = backends.get(backend_name)(x.size(1), params.lr, dtype, device)
-    losses, step_params, batch_losses = fit(backend, x, y, orders, params.batch_size)
+    losses, step_params = fit(backend, x, y, orders, params.batch_size)
     weight, bias = backend.parameters()
     return TrainResult(
         backend=backend_name,
@@ -155,9 +191,10 @@ def train(
         weight=[exact_float(v, params.dtype) for v in weight.cpu().tolist()],
         bias=exact_float(bias.item(), params.dtype),
         losses=[exact_float(v, params.dtype) for v in losses],
-        minibatches=minibatches(orders, params.batch_size, table.rows.tolist()),
-        step_params=[[exact_float(v, params.dtype) for v in row] for row in step_params.cpu().tolist()],
-        batch_losses=[exact_float(v, params.dtype) for v in batch_losses.cpu().tolist()],
+        minibatches=minibatches(orders, params.batch_size, table.rows),
+        # Exact values of the dtype already: float_text writes them shortest, with no exact_float round trip.
+        step_params=step_params.cpu().tolist(),
+        batch_losses=batch_mse(x, y, step_params, orders, params.batch_size).cpu().tolist(),
     )
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from adaline_repro import evaluate, figures
-from adaline_repro.compare import BackendOutputs, compare, load_outputs
+from adaline_repro.compare import BackendOutputs, compare, failure_line, load_outputs
 from adaline_repro.files import json_text, read_json
 from adaline_repro.params import CompareParams, replace
 from adaline_repro.train import shuffle_orders, train, write_result
@@ -43,6 +43,8 @@ def test_default_backends_agree(tmp_path, data_dir, train_table, params):
     ]
     report = compare(outs, params.compare)
     assert report.passed, report.markdown()
+    assert report.divergence is None
+    assert report.largest("steps") < 1e-7
     assert 0 < report.largest("train_mse") < 1e-7
     assert report.largest("weights") < 1e-7
     assert report.largest("predictions") == 0
@@ -91,6 +93,7 @@ def test_nan_is_never_equal_to_nan(reference):
 
 
 def test_one_flipped_prediction_fails_whatever_the_tolerance(reference):
+    """A difference made after training: predictions differ, no update step does, and the line says so."""
     rows = list(reference.predictions)
     split, row, pred = rows[3]
     rows[3] = (split, row, 1 - pred)
@@ -98,6 +101,10 @@ def test_one_flipped_prediction_fails_whatever_the_tolerance(reference):
     report = compare([reference, flipped], CompareParams(atol=1.0, rtol=1.0))
     assert not report.passed
     assert report.largest("predictions") == 1
+    assert report.divergence is None
+    assert failure_line(report.as_dict()) == (
+        "the backends differ in predictions; no update step diverges: the parameters agree after every update"
+    )
 
 
 def test_compare_command_fails_after_logging_the_execution(tmp_path, data_dir, train_table, params):

@@ -18,24 +18,19 @@ class AutogradBackend(Backend):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (torch.mm(x, self.weight) + self.bias).view(-1)
 
-    def _loss_and_gradients(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def gradients(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         loss = torch.mean((self.forward(x) - y) ** 2)
         grad_w, grad_b = torch.autograd.grad(loss, [self.weight, self.bias])
-        return loss.detach(), grad_w.view(-1), grad_b[0]
+        return grad_w.view(-1), grad_b[0]
 
-    def gradients(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        _, grad_w, grad_b = self._loss_and_gradients(x, y)
-        return grad_w, grad_b
-
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        loss, grad_w, grad_b = self._loss_and_gradients(x, y)
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        grad_w, grad_b = self.gradients(x, y)
         with torch.no_grad():
             self.weight -= self.lr * grad_w.view(-1, 1)
             self.bias -= self.lr * grad_b
-        return loss
 
-    def parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.weight.detach().view(-1).clone(), self.bias.detach()[0].clone()
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.weight, self.bias
 
     def set_parameters(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
         self.weight = weight.reshape(-1, 1).to(self.dtype).clone().requires_grad_(True)

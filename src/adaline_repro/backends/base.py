@@ -32,13 +32,18 @@ class Backend(ABC):
         """Gradient of the minibatch MSE at the current parameters: ((n_features,), ())."""
 
     @abstractmethod
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """One SGD update on a minibatch; returns the minibatch MSE it descended (at the parameters before
-        the update) as a 0-d tensor on the device, so recording it costs no synchronisation."""
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """One SGD update on a minibatch."""
 
     @abstractmethod
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The live (weight, bias) tensors, in whatever shape the backend keeps them (n_features and 1
+        values); step() updates them in place, so training can record them after every step cheaply."""
+
     def parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Detached copies of (weight (n_features,), bias ())."""
+        weight, bias = self.tensors()
+        return weight.detach().reshape(-1).clone(), bias.detach().reshape(()).clone()
 
     @abstractmethod
     def set_parameters(self, weight: torch.Tensor, bias: torch.Tensor) -> None:

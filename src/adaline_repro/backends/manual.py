@@ -18,27 +18,21 @@ class ManualBackend(Backend):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (torch.mm(x, self.weight) + self.bias).view(-1)
 
-    def _gradients_and_error(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def gradients(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # L = mean((yhat - y)^2)  =>  dL/dw = -2/n * x^T (y - yhat),  dL/db = -2/n * sum(y - yhat)
         n = y.size(0)
-        error = y - self.forward(x)  # (n,)
-        residual = 2.0 * error
+        residual = 2.0 * (y - self.forward(x))  # (n,)
         grad_w = -torch.mm(x.t(), residual.view(-1, 1)) / n  # (f, 1)
         grad_b = -torch.sum(residual) / n  # ()
-        return grad_w.view(-1), grad_b, error
+        return grad_w.view(-1), grad_b
 
-    def gradients(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        grad_w, grad_b, _ = self._gradients_and_error(x, y)
-        return grad_w, grad_b
-
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        grad_w, grad_b, error = self._gradients_and_error(x, y)
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        grad_w, grad_b = self.gradients(x, y)
         self.weight -= self.lr * grad_w.view(-1, 1)
         self.bias -= self.lr * grad_b
-        return torch.mean(error * error)
 
-    def parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.weight.view(-1).clone(), self.bias[0].clone()
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.weight, self.bias
 
     def set_parameters(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
         self.weight = weight.reshape(-1, 1).to(self.dtype).clone()

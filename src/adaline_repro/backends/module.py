@@ -22,23 +22,21 @@ class ModuleBackend(Backend):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x).view(-1)
 
-    def _backward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _backward(self, x: torch.Tensor, y: torch.Tensor) -> None:
         loss = F.mse_loss(self.forward(x), y)
         self.optimizer.zero_grad()
         loss.backward()
-        return loss.detach()
 
     def gradients(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self._backward(x, y)
         return self.linear.weight.grad.view(-1).clone(), self.linear.bias.grad[0].clone()
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        loss = self._backward(x, y)
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self._backward(x, y)
         self.optimizer.step()
-        return loss
 
-    def parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.linear.weight.detach().view(-1).clone(), self.linear.bias.detach()[0].clone()
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.linear.weight, self.linear.bias
 
     def set_parameters(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
         with torch.no_grad():
