@@ -64,13 +64,14 @@ UNPINNED = {
 
 @dataclass(frozen=True)
 class Trained:
-    files: dict[str, bytes]  # models/<backend>.json and plots/loss/<backend>.csv
+    files: dict[str, bytes]  # models/<backend>.json, plots/loss/<backend>.csv and steps/<backend>.csv
     kernels: dict  # fingerprint.cpu_kernels() of the training process, after training
 
 
 def _committed(backends: tuple[str, ...]) -> dict[str, bytes]:
     dirs = PATHS.results(REPO)
-    return {str(path.relative_to(REPO)): path.read_bytes() for b in backends for path in (dirs.model(b), dirs.curve(b))}
+    files = (dirs.model, dirs.curve, dirs.step)
+    return {str(path(b).relative_to(REPO)): path(b).read_bytes() for b in backends for path in files}
 
 
 # Runs each backend's train stage command line (a JSON list of argument lists), then reports what the
@@ -102,7 +103,7 @@ def _train(
     dirs = PATHS.results(root)
     stages = [
         ["train", "--params", str(REPO / "params.yaml"), "--backend", backend, "--train", str(train_csv),
-         "--model", str(dirs.model(backend)), "--curve", str(dirs.curve(backend))]
+         "--model", str(dirs.model(backend)), "--curve", str(dirs.curve(backend)), "--steps", str(dirs.step(backend))]
         for backend in backends
     ]  # fmt: skip
     report = root / "kernels.json"
@@ -114,7 +115,7 @@ def _train(
     assert done.returncode == 0, f"{name}: {done.stdout}\n{done.stderr}"
     files = {
         str(p.relative_to(root)): p.read_bytes()
-        for folder in (dirs.models, dirs.curves)
+        for folder in (dirs.models, dirs.curves, dirs.steps)
         for p in sorted(folder.iterdir())
     }
     return Trained(files, json.loads(report.read_text()))
