@@ -136,7 +136,10 @@ def test_repro_logs_to_the_server_exactly_what_the_embedded_store_gets(clone, se
 
 
 def test_ui_points_at_the_server(clone, server):
+    """`./pipeline ui` with the server's URI starts nothing and links the server's latest execution (logged
+    here if no other test has: a repro to another store re-runs track alone)."""
     root, env = clone
+    run_cmd(["./pipeline", "repro"], root, {**env, "MLFLOW_TRACKING_URI": server.uri})
     done = run_cmd(["./pipeline", "ui"], root, {**env, "MLFLOW_TRACKING_URI": server.uri})
     assert f"tracking server {server.uri}: nothing to start" in done.stdout
     link = next(line for line in done.stdout.splitlines() if line.startswith("compare view: "))
