@@ -123,13 +123,9 @@ def _causes(records: Mapping[str, Steps], k: int, tol: CompareParams) -> list[Ca
         else:
             home.append(name)
     majority = next((g for g in groups if 2 * len(g) > len(records)), None)
-    reference = (majority or groups[0])[0]
-    return [
-        _explain(records, reference, name, k, tol, blame_known=majority is not None)
-        for group in groups
-        if group is not majority and (majority is not None or group is not groups[0])
-        for name in group
-    ]
+    reference = majority or groups[0]
+    outside = [name for group in groups if group is not reference for name in group]
+    return [_explain(records, reference[0], name, k, tol, blame_known=majority is not None) for name in outside]
 
 
 def _explain(

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from adaline_repro import divergence
-from adaline_repro.compare import difference_table, load_outputs
+from adaline_repro.compare import difference_table
 from adaline_repro.errors import EXIT_OK, ReproError
 from adaline_repro.files import atomic_write_text, json_text, read_json, sha256_file
 from adaline_repro.params import Params, as_dict, load_params
 from adaline_repro.repro.uptodate import locked_paths
-from adaline_repro.results import ResultDirs
+from adaline_repro.results import ResultDirs, read_curve, read_model
 from adaline_repro.workspace import marker_uri_file
 
 if TYPE_CHECKING:  # tracking imports mlflow (seconds): only the function that logs pays for it
@@ -135,13 +135,13 @@ def build_execution(params: Params, dirs: ResultDirs, inputs: Inputs, report: di
     metrics, tags = verdict(report)
     backends = []
     for backend in params.train.backends:
-        out = load_outputs(backend, dirs)
+        # The small files only: the step record is logged as a file, never parsed here.
         backends.append(
             BackendRun(
                 backend=backend,
-                device=out.device,
-                losses=out.curve.tolist(),
-                metrics={k: float(v) for k, v in out.metrics.items()},
+                device=read_model(dirs.model(backend)).device,
+                losses=read_curve(dirs.curve(backend)).tolist(),
+                metrics={k: float(v) for k, v in read_json(dirs.metric(backend)).items()},
                 artifacts={
                     "loss_curve.csv": dirs.curve(backend),
                     "model.json": dirs.model(backend),
