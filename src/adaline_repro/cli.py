@@ -65,7 +65,9 @@ def _track(a: argparse.Namespace) -> int:
 def _check(a: argparse.Namespace) -> int:
     from adaline_repro.ops import check
 
-    return check.command(a.params, a.devices, update=a.update, keep=a.keep, log_to_store=a.log_to_store, say=say)
+    return check.command(
+        a.params, a.devices, update=a.update, wait=a.wait, keep=a.keep, log_to_store=a.log_to_store, say=say
+    )
 
 
 def _ui(a: argparse.Namespace) -> int:
@@ -91,7 +93,7 @@ def _repro(extra: list[str]) -> int:
 def _dvc(extra: list[str]) -> int:
     from adaline_repro.repro.run import dvc
 
-    return dvc(extra)
+    return dvc(extra, Path.cwd())
 
 
 def _test(extra: list[str]) -> int:
@@ -166,6 +168,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command("check", _check, "re-run everything in a scratch copy; fail on backend differences or drift")
     p.add_argument("--devices", help="cpu, cuda or cpu,cuda (default: train.device from params.yaml)")
     p.add_argument("--update", action="store_true", help="rewrite the committed results from a fresh run")
+    p.add_argument("--wait", action="store_true", help="with --update: wait for a run holding the checkout")
     p.add_argument("--keep", action="store_true", help="keep the scratch copy for inspection")
     p.add_argument("--log-to-store", action="store_true", help="log the check's runs to the usual MLflow store")
 
@@ -196,8 +199,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="server worker processes (default: 2)")  # fmt: skip
 
     for name, help_ in (
-        ("repro", "set up if needed, then dvc repro (extra arguments go to dvc)"),
-        ("dvc", "any dvc command with the venv on PATH (dvc push, dvc exp show, dvc queue start)"),
+        (
+            "repro",
+            "set up if needed, then dvc repro (extra arguments go to dvc; --wait: wait for a run "
+            "holding the checkout instead of refusing)",
+        ),
+        (
+            "dvc",
+            "any dvc command with the venv on PATH (dvc push, dvc exp show, dvc queue start); those that "
+            "write the workspace hold it like repro (--wait as for repro)",
+        ),
         ("test", "the whole test suite; --fast: the unit tier only (extra arguments go to pytest)"),
         ("bench", "benchmarks against a single script (extra arguments go to bench/bench.py)"),
     ):

@@ -13,6 +13,7 @@ EXIT_STORE = 3  # the tracking store (or the server's database) failed
 EXIT_DRIFT = 4  # check: fresh results moved away from the committed ones
 EXIT_STALE = 5  # check: params.yaml or the code changed and dvc.lock was not updated
 EXIT_BROKEN = 6  # check: set-up failed or a stage crashed in the scratch copy
+EXIT_BUSY = 7  # another run holds this checkout (repro, check --update, dvc commands that write it)
 EXIT_BUG = 70  # an unexpected exception (a bug): its traceback is printed (70 is EX_SOFTWARE in sysexits.h)
 
 

@@ -21,8 +21,10 @@ from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 
+from adaline_repro import processes
 from adaline_repro.errors import StoreError
-from adaline_repro.workspace import artifact_location, embedded_db, redacted
+from adaline_repro.processes import ProcessId
+from adaline_repro.workspace import artifact_location, checkout_id, embedded_db, redacted
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,10 @@ _INIT_LOCK_TIMEOUT_S = 300  # creating the tables takes seconds; a stuck holder 
 # before it fails: MLflow sets `PRAGMA busy_timeout = 20000` on every session of a SQLite store.
 SQLITE_BUSY_TIMEOUT_S = 20
 ROLE_TAG = "adaline.role"  # "execution" on parent runs, which is how latest_execution finds them
+# Who logged a run: the checkout (host and path) and the process (PID and start time). A run still RUNNING
+# whose process is gone was left by a kill; end_orphaned_runs marks those of this checkout KILLED.
+CHECKOUT_TAG = "adaline.checkout"
+PROCESS_TAG = "adaline.process"
 
 
 class TrackingError(StoreError):
@@ -145,6 +151,7 @@ def log_execution(uri: str, execution: Execution) -> str:
     init_store(uri)
     c = client(uri)
     running: list[str] = []  # runs created and not yet terminated
+    owner = {CHECKOUT_TAG: checkout_id(), PROCESS_TAG: str(processes.current())}
     try:
         experiment_id = _experiment_id(c, execution.experiment, uri)
         now = int(time.time() * 1000)
@@ -153,7 +160,7 @@ def log_execution(uri: str, execution: Execution) -> str:
             experiment_id,
             start_time=now,
             run_name=execution.parent_name,
-            tags={**execution.tags, **note, ROLE_TAG: "execution"},
+            tags={**execution.tags, **owner, **note, ROLE_TAG: "execution"},
         )
         running.append(parent.info.run_id)
         c.log_batch(
@@ -179,6 +186,7 @@ def log_execution(uri: str, execution: Execution) -> str:
                 run_name=f"{backend.backend}@{backend.device}",
                 tags={
                     **execution.tags,
+                    **owner,
                     "mlflow.parentRunId": parent.info.run_id,
                     "backend": backend.backend,
                     "device": backend.device,
@@ -207,6 +215,29 @@ def log_execution(uri: str, execution: Execution) -> str:
         if isinstance(exc, _STORE_FAILURES):
             raise _store_error(uri, exc) from exc
         raise
+
+
+def end_orphaned_runs(uri: str) -> int:
+    """Mark KILLED every run of this checkout left RUNNING by a process that is gone; returns how many.
+
+    Runs of other checkouts, of other machines, and of processes still running (a queued experiment
+    logging right now) are left alone."""
+    c = client(uri)
+    me = checkout_id()
+    try:
+        experiments = [e.experiment_id for e in c.search_experiments()]
+        running = c.search_runs(experiments, "attributes.status = 'RUNNING'") if experiments else []
+        ended = 0
+        for run in running:
+            if run.data.tags.get(CHECKOUT_TAG) != me:
+                continue
+            process = ProcessId.parse(run.data.tags.get(PROCESS_TAG, ""))
+            if process is not None and not processes.alive(process):
+                c.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+                ended += 1
+        return ended
+    except _STORE_FAILURES as exc:
+        raise _store_error(uri, exc) from None
 
 
 @dataclass(frozen=True)

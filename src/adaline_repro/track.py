@@ -168,11 +168,14 @@ def build_execution(params: Params, dirs: ResultDirs, inputs: Inputs, report: di
     )
 
 
-def log(params: Params, dirs: ResultDirs, inputs: Inputs, report: dict, marker: Path) -> str | None:
-    """Log the execution unless the marker says this store already has it; then write the marker.
+@dataclass(frozen=True)
+class Logged:
+    parent: str | None  # the parent run id, or None when the store already held this execution
+    orphans_ended: int = 0  # runs a dead process of this checkout had left RUNNING, now KILLED
 
-    Returns the parent run id, or None when nothing needed logging.
-    """
+
+def log(params: Params, dirs: ResultDirs, inputs: Inputs, report: dict, marker: Path) -> Logged:
+    """Log the execution unless the marker says this store already has it; then write the marker."""
     from adaline_repro.workspace import tracking_uri
 
     uri = tracking_uri()
@@ -185,12 +188,13 @@ def log(params: Params, dirs: ResultDirs, inputs: Inputs, report: dict, marker: 
         and marker.read_text(encoding="utf-8") == text
         and uri_file.read_text(encoding="utf-8").strip() == uri
     ):
-        return None  # MLflow is not even imported
-    from adaline_repro.mlflow_store import log_execution
+        return Logged(None)  # MLflow is not even imported
+    from adaline_repro.mlflow_store import end_orphaned_runs, log_execution
 
+    ended = end_orphaned_runs(uri)
     parent = log_execution(uri, build_execution(params, dirs, inputs, report, raw_sha256))
     write_marker(marker, text, uri)
-    return parent
+    return Logged(parent, ended)
 
 
 def write_marker(marker: Path, text: str, uri: str) -> None:
@@ -198,14 +202,17 @@ def write_marker(marker: Path, text: str, uri: str) -> None:
     atomic_write_text(marker, text)
 
 
-def logged_line(parent: str | None, params: Params, report: dict) -> str:
-    """What the stage says about the store: logged now, or already there."""
+def logged_line(logged: Logged, params: Params, report: dict) -> str:
+    """What the stage says about the store: logged now, or already there (and any orphaned runs it ended)."""
     from adaline_repro.workspace import redacted, tracking_uri
 
     verdict = "passed" if report["passed"] else "FAILED"
-    if parent is None:
+    if logged.parent is None:
         return f"track: {redacted(tracking_uri())} already holds this execution (compare {verdict})"
-    return f"track: logged run {parent} and {len(params.train.backends)} backend runs (compare {verdict})"
+    line = f"track: logged run {logged.parent} and {len(params.train.backends)} backend runs (compare {verdict})"
+    if logged.orphans_ended:
+        line += f"; marked {logged.orphans_ended} run(s) KILLED that a dead process of this checkout left RUNNING"
+    return line
 
 
 def stage(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import urllib.parse
 from pathlib import Path
 
@@ -24,6 +25,11 @@ def repository_root(workspace: Path | None = None) -> Path:
     if _DVC_TEMP_WORKSPACES in text:
         return Path(text.split(_DVC_TEMP_WORKSPACES, 1)[0])
     return workspace
+
+
+def checkout_id(root: Path | None = None) -> str:
+    """`host:/path/of/the/repository`: which checkout logged a run, the same from its queued experiments."""
+    return f"{socket.gethostname()}:{root or repository_root()}"
 
 
 def tracking_uri(root: Path | None = None) -> str:

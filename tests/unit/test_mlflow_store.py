@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import mlflow
 import pytest
 
 from adaline_repro import mlflow_store as tracking
+from adaline_repro import processes
 from adaline_repro.mlflow_store import BackendRun, Dataset, Execution, TrackingError, log_execution
+from adaline_repro.processes import ProcessId
+from adaline_repro.workspace import checkout_id
 
 
 def _execution(tmp_path: Path, artifact_missing: bool = False) -> Execution:
@@ -137,3 +141,34 @@ def test_embedded_experiments_keep_artifacts_beside_the_database(tmp_path, uri):
     experiment = mlflow.MlflowClient(uri).get_experiment_by_name("exp")
     assert experiment.artifact_location == (tmp_path / "mlartifacts").as_uri()
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_every_run_names_the_checkout_and_the_process_that_logged_it(tmp_path, uri):
+    log_execution(uri, _execution(tmp_path))
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("exp").experiment_id])
+    assert {r.data.tags[tracking.CHECKOUT_TAG] for r in runs} == {checkout_id()}
+    assert {r.data.tags[tracking.PROCESS_TAG] for r in runs} == {str(processes.current())}
+
+
+def test_only_this_checkouts_runs_whose_process_is_gone_are_marked_killed(tmp_path, uri):
+    """A kill -9 leaves runs RUNNING; the next run ends those of this checkout whose process is gone, and
+    leaves a live process's run (a queued experiment logging now) and another checkout's run alone."""
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment("exp")
+    gone = str(ProcessId(os.getpid(), processes.current().started - 100))  # the PID now runs another process
+    cases = {
+        "killed": {tracking.CHECKOUT_TAG: checkout_id(), tracking.PROCESS_TAG: gone},
+        "live": {tracking.CHECKOUT_TAG: checkout_id(), tracking.PROCESS_TAG: str(processes.current())},
+        "other checkout": {tracking.CHECKOUT_TAG: "elsewhere:/srv/adaline", tracking.PROCESS_TAG: gone},
+        "untagged": {},
+    }
+    ids = {name: client.create_run(experiment, tags=tags, run_name=name).info.run_id for name, tags in cases.items()}
+    finished = client.create_run(experiment, tags=cases["killed"]).info.run_id
+    client.set_terminated(finished, "FINISHED")
+
+    assert tracking.end_orphaned_runs(uri) == 1
+    status = {name: client.get_run(run_id).info.status for name, run_id in ids.items()}
+    assert status == {"killed": "KILLED", "live": "RUNNING", "other checkout": "RUNNING", "untagged": "RUNNING"}
+    assert client.get_run(finished).info.status == "FINISHED"
+    assert tracking.end_orphaned_runs(uri) == 0

@@ -7,20 +7,26 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from adaline_repro import divergence
 from adaline_repro.compare import BackendOutputs, PairResult, compare_pair, load_outputs
 from adaline_repro.errors import EXIT_BROKEN, EXIT_DIFFER, EXIT_DRIFT, EXIT_OK, EXIT_STALE, InputError
-from adaline_repro.files import atomic_write_text, json_text, read_json
+from adaline_repro.files import atomic_write_bytes, atomic_write_text, json_text, read_json
 from adaline_repro.ops.byte_diff import FirstDifference, differing_files
 from adaline_repro.ops.fingerprint import Difference, differences, fingerprint
 from adaline_repro.ops.worktree import copy_worktree
 from adaline_repro.params import CompareParams, Params, load_params
 from adaline_repro.paths import PipelinePaths, pipeline_paths
+
+if TYPE_CHECKING:
+    from adaline_repro.repro.run_lock import Run
 
 # The check's own outputs (not pipeline outputs: dvc.yaml does not know them).
 ENVIRONMENT = "reports/environment.json"
@@ -287,20 +293,31 @@ def _outcome_lines(r: DeviceRun) -> list[str]:
     return [*lines, "", *(f"- {d}" for d in r.byte_differences), ""]
 
 
-def update_reference(repo: Path, paths: PipelinePaths, run: DeviceRun, env_now: dict) -> list[str]:
-    """Copy a fresh run's results over the committed ones; the files whose bytes changed."""
+def update_reference(repo: Path, paths: PipelinePaths, run: DeviceRun, env_now: dict, lock: Run) -> list[str]:
+    """Copy a fresh run's results over the committed ones; the files whose bytes changed.
+
+    Under the run lock and a rollback snapshot: a copy that fails (a full disk) or a kill puts every file
+    back, so the committed results are never half old and half new."""
+    from adaline_repro.repro import rollback
+
     source = run.results_root
+    lock.took(rollback.take(repo, extra=(ENVIRONMENT,)))
     changed = []
-    for rel in compared_paths(paths):
-        src = source / rel
-        files = sorted(p for p in src.rglob("*") if p.is_file()) if src.is_dir() else [src]
-        for path in files:
-            target = repo / path.relative_to(source)
-            if not target.exists() or target.read_bytes() != path.read_bytes():
-                changed.append(str(path.relative_to(source)))
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, target)
-    atomic_write_text(repo / ENVIRONMENT, json_text(env_now))
+    try:
+        for rel in compared_paths(paths):
+            src = source / rel
+            files = sorted(p for p in src.rglob("*") if p.is_file()) if src.is_dir() else [src]
+            for path in files:
+                target = repo / path.relative_to(source)
+                data = path.read_bytes()
+                if not target.exists() or target.read_bytes() != data:
+                    changed.append(str(path.relative_to(source)))
+                    atomic_write_bytes(target, data)
+        atomic_write_text(repo / ENVIRONMENT, json_text(env_now))
+    except BaseException:
+        lock.put_back(lambda line: print(f"check --update: {line}", file=sys.stderr, flush=True))
+        raise
+    lock.keep()
     return changed
 
 
@@ -322,12 +339,13 @@ def run_check(
     params: Params,
     devices: list[str],
     *,
-    update: bool = False,
+    update: Run | None = None,
     keep: bool = False,
     log_to_store: bool = False,
     say: Callable[[str], None] = print,
 ) -> int:
-    """The whole check; writes reports/check.{json,md} in `repo` and returns the exit code."""
+    """The whole check; writes reports/check.{json,md} in `repo` and returns the exit code. With `update`
+    (the run lock's handle, held by the caller) it rewrites the committed results from the fresh run."""
     paths = pipeline_paths(repo)
     scratch = new_scratch(repo)
     env = scratch_env(scratch, repo, log_to_store)
@@ -365,7 +383,7 @@ def run_check(
                 cross_divergences = divergences(runs[0].results, runs[1].results, names, params.compare)
         code = EXIT_STALE if stale else exit_code(runs, cross)
         if update and code in (EXIT_OK, EXIT_DRIFT):
-            changed = update_reference(repo, paths, runs[0], env_now)
+            changed = update_reference(repo, paths, runs[0], env_now, update)
             say(f"check --update: {len(changed)} committed files rewritten" + "".join(f"\n  {c}" for c in changed))
             code = EXIT_OK
         data, text = report(code, stale, runs, cross, cross_divergences, env_ref, env_now)
@@ -390,13 +408,27 @@ def parse_devices(text: str) -> list[str]:
 
 
 def command(
-    params_yaml: Path, devices: str | None, *, update: bool, keep: bool, log_to_store: bool, say: Callable[[str], None]
+    params_yaml: Path,
+    devices: str | None,
+    *,
+    update: bool,
+    wait: bool,
+    keep: bool,
+    log_to_store: bool,
+    say: Callable[[str], None],
 ) -> int:
-    """`./pipeline check`: the devices default to train.device from params.yaml."""
+    """`./pipeline check`: the devices default to train.device from params.yaml. With --update it holds the
+    checkout for its whole run, as ./pipeline repro does."""
     from adaline_repro.workspace import repository_root
 
     params = load_params(params_yaml)
-    return run_check(
-        repository_root(), params, parse_devices(devices or params.train.device),
-        update=update, keep=keep, log_to_store=log_to_store, say=say,
-    )  # fmt: skip
+    repo = repository_root()
+    options = {"keep": keep, "log_to_store": log_to_store, "say": say}
+    if not update:
+        return run_check(repo, params, parse_devices(devices or params.train.device), **options)
+    from adaline_repro.repro import run_lock
+
+    command_line = "./pipeline check --update" + (f" --devices {devices}" if devices else "")
+    warn = partial(print, file=sys.stderr, flush=True)
+    with run_lock.hold(repo, command_line, wait=wait, say=warn) as lock:
+        return run_check(repo, params, parse_devices(devices or params.train.device), update=lock, **options)

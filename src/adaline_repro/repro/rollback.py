@@ -5,24 +5,110 @@ goes; a run that then stops on bad data, a diverging learning rate, a full disk 
 some outputs gone and others new. Before DVC starts, every output dvc.lock names (all small: data, JSON,
 CSV, a PNG) and dvc.lock itself are copied aside; on failure they are put back. A failing comparison is
 not rolled back: its report is the result the user needs to see.
+
+The copies live in a folder of their own with a manifest written last, so another process can restore them
+after this one was killed (run_lock.py decides when). Putting back is safe on a full disk: the run's files
+are removed first (their space is what the copies need), each copy lands through a temporary name and a
+rename, so a file is either restored whole or missing, never half-written; what could not be put back is
+reported and the copies are kept for the next run.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from adaline_repro.files import WriteError, atomic_write_text, json_text
 from adaline_repro.repro.uptodate import locked_paths
+
+PREFIX = "adaline-rollback-"
+_MANIFEST = "manifest.json"  # inside the folder; its presence marks a complete snapshot
 
 
 @dataclass(frozen=True)
 class Snapshot:
     root: Path
     folder: Path  # the copies, under .dvc/tmp
-    present: tuple[str, ...]  # paths (relative to root) that existed, copied
+    present: tuple[str, ...]  # paths (relative to root) that existed, copied; dvc.lock first
     absent: tuple[str, ...]  # paths that did not exist: removed again on restore
+
+
+def scratch(root: Path) -> Path:
+    """DVC's own scratch space: gitignored, and on the same file system as the outputs."""
+    folder = root / ".dvc" / "tmp"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def take(root: Path, extra: tuple[str, ...] = ()) -> Snapshot:
+    """Copy every output dvc.lock names, dvc.lock and `extra` aside; a WriteError (nothing kept) if the
+    copies do not fit."""
+    folder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=scratch(root)))
+    present, absent = [], []
+    for name in dict.fromkeys(["dvc.lock", *locked_paths(root, ("outs",)), *extra]):
+        source = root / name
+        if not source.exists():
+            absent.append(name)
+            continue
+        try:
+            _copy(source, folder / name)
+        except OSError as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise WriteError(
+                f"{name}: cannot copy it aside to {folder.parent.relative_to(root)} before the run "
+                f"({exc.strerror or exc}); nothing was run or changed"
+            ) from None
+        present.append(name)
+    snapshot = Snapshot(root, folder, tuple(present), tuple(absent))
+    try:
+        atomic_write_text(folder / _MANIFEST, json_text({"present": present, "absent": absent}))
+    except WriteError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise WriteError(f"{exc}; nothing was run or changed") from None
+    return snapshot
+
+
+def load(root: Path, folder: Path) -> Snapshot | None:
+    """The snapshot in `folder`, or None when its copying never finished (no manifest)."""
+    try:
+        manifest = json.loads((folder / _MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return Snapshot(root, folder, tuple(manifest["present"]), tuple(manifest["absent"]))
+
+
+def restore(snapshot: Snapshot) -> list[str]:
+    """Put every path back as it was when the snapshot was taken, then discard the snapshot.
+
+    Returns what could not be put back, as `path (reason)`; then the copies stay, for a later restore."""
+    failed = []
+    for name in (*snapshot.present, *snapshot.absent):
+        try:
+            _remove(snapshot.root / name)
+        except OSError as exc:
+            failed.append(f"{name} ({exc.strerror or exc})")
+    for name in snapshot.present:
+        try:
+            _put_back(snapshot.folder / name, snapshot.root / name)
+        except OSError as exc:
+            failed.append(f"{name} ({exc.strerror or exc})")
+    if not failed:
+        discard(snapshot)
+    return failed
+
+
+def discard(snapshot: Snapshot) -> None:
+    shutil.rmtree(snapshot.folder, ignore_errors=True)
+
+
+def strays(root: Path, keep: Path | None = None) -> list[Path]:
+    """Snapshot folders in this checkout other than `keep`: left by a run killed while it took them."""
+    folder = root / ".dvc" / "tmp"
+    found = sorted(folder.glob(PREFIX + "*")) if folder.is_dir() else []
+    return [f for f in found if keep is None or f.resolve() != keep.resolve()]
 
 
 def _remove(path: Path) -> None:
@@ -40,37 +126,16 @@ def _copy(source: Path, dest: Path) -> None:
         shutil.copy2(source, dest)
 
 
-def take(root: Path) -> Snapshot:
-    """Copy every output dvc.lock names, and dvc.lock, aside."""
-    folder = Path(tempfile.mkdtemp(prefix="adaline-rollback-", dir=_scratch(root)))
-    paths = ["dvc.lock", *locked_paths(root, ("outs",))]
-    present, absent = [], []
-    for name in paths:
-        source = root / name
-        if source.exists():
-            _copy(source, folder / name)
-            present.append(name)
+def _put_back(copy: Path, target: Path) -> None:
+    """Whole or not at all: copied beside the target under a temporary name, then renamed onto it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        if copy.is_dir():
+            shutil.copytree(copy, staging, dirs_exist_ok=True)
+            staging.rename(target)
         else:
-            absent.append(name)
-    return Snapshot(root, folder, tuple(present), tuple(absent))
-
-
-def restore(snapshot: Snapshot) -> None:
-    """Put every path back as it was when the snapshot was taken, then discard the snapshot."""
-    for name in snapshot.present:
-        target = snapshot.root / name
-        _remove(target)
-        _copy(snapshot.folder / name, target)
-    for name in snapshot.absent:
-        _remove(snapshot.root / name)
-    discard(snapshot)
-
-
-def discard(snapshot: Snapshot) -> None:
-    shutil.rmtree(snapshot.folder, ignore_errors=True)
-
-
-def _scratch(root: Path) -> Path:
-    folder = root / ".dvc" / "tmp"  # DVC's own scratch space: gitignored, on the same file system
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+            shutil.copy2(copy, staging / target.name)
+            (staging / target.name).rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

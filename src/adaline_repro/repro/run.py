@@ -3,19 +3,17 @@ run `dvc repro` in this process, and put every output back when a stage fails or
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from adaline_repro.errors import EXIT_DIFFER, EXIT_OK
-from adaline_repro.repro import uptodate
+from adaline_repro.errors import EXIT_BUSY, EXIT_DIFFER, EXIT_INPUT, EXIT_OK
+from adaline_repro.repro import run_lock, uptodate
 
 # `repro` arguments after which everything is up to date (no stage targets, no partial runs).
 _FULL_REPRO_FLAGS = {"-f", "--force", "-v", "--verbose", "-q", "--quiet"}
-ROLLED_BACK = "repro: outputs and dvc.lock are as they were before this run"
 
 
 def prepare_store(root: Path) -> None:
@@ -43,7 +41,15 @@ def prepare_store(root: Path) -> None:
 
 
 def repro(dvc_args: list[str], root: Path, say: Callable[[str], None]) -> int:
-    """The whole command; returns the failing stage's own exit code, not DVC's 255."""
+    """The whole command, holding the checkout; returns the failing stage's own exit code, not DVC's 255."""
+    wait = "--wait" in dvc_args
+    dvc_args = [a for a in dvc_args if a != "--wait"]
+    command = " ".join(["./pipeline repro", *dvc_args])
+    with run_lock.hold(root, command, wait=wait, say=_warn) as run:
+        return _repro(dvc_args, root, say, run)
+
+
+def _repro(dvc_args: list[str], root: Path, say: Callable[[str], None], run: run_lock.Run) -> int:
     venv_stamp = Path(sys.prefix) / ".requirements.sha256"
     from adaline_repro.workspace import repository_root
 
@@ -65,29 +71,46 @@ def repro(dvc_args: list[str], root: Path, say: Callable[[str], None]) -> int:
     logging.getLogger().handlers.clear()  # DVC prints through its own handlers, to stdout as usual
     failure = StageFailure()
     logging.getLogger("dvc").addHandler(failure)
-    snapshot = rollback.take(root)
+    run.took(rollback.take(root))
     signal.signal(signal.SIGTERM, _stop_stages_then_exit)
     try:
         code = dvc_main(["repro", *dvc_args])
     except BaseException:  # SIGTERM (SystemExit) while a stage runs: put the outputs back, then stop
-        rollback.restore(snapshot)
-        print(ROLLED_BACK, file=sys.stderr)
+        run.put_back(_say_repro)
         raise
     finally:
         logging.getLogger("dvc").removeHandler(failure)
     if code == 0:
-        rollback.discard(snapshot)
+        run.keep()
         if set(dvc_args) <= _FULL_REPRO_FLAGS:
             uptodate.record(root, venv_stamp)
         return EXIT_OK
+    if failure.written is not None:  # DVC's own write failed (a full disk): its message names no file
+        _warn(f"error: {failure.written}")
+    if failure.busy is not None:  # a bare `dvc` (no lock of ours) is writing: putting back would undo its work
+        run.keep()
+        _warn(f"repro: stopped: {failure.busy}; the stages that finished are kept and nothing was put back, as "
+              "that process is writing the outputs; run ./pipeline repro again when it has finished")  # fmt: skip
+        return EXIT_BUSY
     if failure.stage == "compare":  # the backends differ: its report is the result, kept
-        rollback.discard(snapshot)
+        run.keep()
         if failure.code == EXIT_DIFFER:
-            say_differ(root, lambda line: print(line, file=sys.stderr))
+            say_differ(root, _warn)
     else:
-        rollback.restore(snapshot)
-        print(ROLLED_BACK, file=sys.stderr)
-    return failure.code or code
+        run.put_back(_say_repro)
+    if failure.code is not None and failure.code < 0:  # a stage killed by a signal: its runs may be RUNNING
+        run_lock.end_orphaned_runs(root, _say_repro)
+    if failure.written is not None:
+        return EXIT_INPUT
+    return failure.code if failure.code is not None and failure.code > 0 else code
+
+
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _say_repro(line: str) -> None:
+    _warn(f"repro: {line}")
 
 
 def say_differ(root: Path, say: Callable[[str], None]) -> None:
@@ -105,20 +128,34 @@ def _stop_stages_then_exit(signum: int, frame: object) -> None:
     wind down (its partial files are removed, its runs end KILLED), then unwind so the outputs are put back."""
     import psutil  # installed with DVC
 
+    from adaline_repro import processes
+
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    children = psutil.Process().children(recursive=True)
-    for child in children:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.terminate()
-    _, alive = psutil.wait_procs(children, timeout=30)
-    for child in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.kill()
+    processes.stop([child.pid for child in psutil.Process().children(recursive=True)])
     raise SystemExit(128 + signum)
 
 
-def dvc(dvc_args: list[str]) -> int:
+# `./pipeline dvc` commands that write this checkout's outputs hold it as ./pipeline repro does. Experiments
+# queued or run with --temp work in copies under .dvc/tmp/exps/ and never need it.
+_WRITES_WORKSPACE = {("repro",), ("checkout",), ("pull",), ("commit",), ("exp", "run"), ("exp", "apply")}
+_IN_A_COPY = {"--queue", "--temp", "--run-all"}
+
+
+def dvc(dvc_args: list[str], root: Path) -> int:
     """Any dvc command, in this process, with DVC's own output handlers."""
+    wait = "--wait" in dvc_args
+    dvc_args = [a for a in dvc_args if a != "--wait"]
+    words = tuple(a for a in dvc_args if not a.startswith("-"))
+    writes = (words[:1] in _WRITES_WORKSPACE or words[:2] in _WRITES_WORKSPACE) and not (
+        _IN_A_COPY | {"-h", "--help"}
+    ) & set(dvc_args)
+    if not writes:
+        return _dvc_main(dvc_args)
+    with run_lock.hold(root, " ".join(["./pipeline dvc", *dvc_args]), wait=wait, say=_warn, rollback=False):
+        return _dvc_main(dvc_args)
+
+
+def _dvc_main(dvc_args: list[str]) -> int:
     from dvc.cli import main as dvc_main
 
     logging.getLogger().handlers.clear()

@@ -1,0 +1,245 @@
+"""One run per checkout: a second run refuses at once naming the first (or waits with --wait), and a dead
+run's snapshot is put back or discarded by the documented rule, its leftover processes stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from adaline_repro import processes
+from adaline_repro.errors import EXIT_BUSY
+from adaline_repro.repro import rollback, run_lock
+from adaline_repro.repro.run_lock import CheckoutBusy, RecoveryFailed
+
+SRC = Path(__file__).resolve().parents[3] / "src"
+LOCK = """schema: '2.0'
+stages:
+  train:
+    cmd: ./pipeline train
+    outs:
+    - path: models/manual.json
+      hash: md5
+      md5: 0
+"""
+HOLDER = """
+import sys, time
+from pathlib import Path
+from adaline_repro.repro import run_lock
+with run_lock.hold(Path(sys.argv[1]), "./pipeline repro --force", wait=False, say=print):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the embedded store, absent: MLflow not needed
+    monkeypatch.delenv(processes.RUN_ENV, raising=False)
+    (tmp_path / ".dvc" / "tmp").mkdir(parents=True)
+    (tmp_path / "dvc.lock").write_text(LOCK)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models/manual.json").write_text("before\n")
+    return tmp_path
+
+
+def _holder(root: Path, seconds: float) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(root), str(seconds)], env=env, stdout=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def _dead(**fields) -> dict:
+    """A record of a run whose process is gone (its PID now belongs to another process: this one)."""
+    gone = processes.ProcessId(os.getpid(), processes.current().started - 100)
+    return {"command": "./pipeline repro --force", "process": str(gone), "host": os.uname().nodename,
+            "since": "2026-11-30 12:00:00", **fields}  # fmt: skip
+
+
+def _write(root: Path, record: dict) -> None:
+    (root / run_lock.RECORD).write_text(json.dumps(record))
+
+
+def test_a_second_run_refuses_at_once_naming_the_first_and_touching_nothing(repo):
+    holder = _holder(repo, 30)
+    try:
+        record_before = (repo / run_lock.RECORD).read_text()
+        started = time.monotonic()
+        with pytest.raises(CheckoutBusy) as refused, run_lock.hold(repo, "./pipeline repro", wait=False, say=print):
+            pytest.fail("the second run got the checkout")
+        assert time.monotonic() - started < 2
+        assert refused.value.exit_code == EXIT_BUSY == 7
+        message = str(refused.value)
+        assert message.startswith(f"this checkout is in use by ./pipeline repro --force (PID {holder.pid}, started ")
+        assert "\n" not in message
+        assert (repo / run_lock.RECORD).read_text() == record_before
+        assert rollback.strays(repo) == []
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_with_wait_a_second_run_queues_behind_the_first(repo):
+    holder = _holder(repo, 1.5)
+    said = []
+    with run_lock.hold(repo, "./pipeline repro", wait=True, say=said.append) as run:
+        assert holder.poll() == 0
+        assert run.record.command == "./pipeline repro"
+    assert said == [
+        f"repro: waiting for ./pipeline repro --force (PID {holder.pid}, started {_since(said)}) to finish (--wait)"
+    ]
+    assert not (repo / run_lock.RECORD).exists()
+
+
+def _since(said: list[str]) -> str:
+    return said[0].split("started ", 1)[1].split(")", 1)[0]
+
+
+def test_the_holder_passes_its_identity_to_the_processes_it_starts_and_clears_its_record(repo):
+    with run_lock.hold(repo, "./pipeline repro", wait=False, say=print) as run:
+        child = subprocess.run([sys.executable, "-c", f"import os; print(os.environ['{processes.RUN_ENV}'])"],
+                               capture_output=True, text=True, check=True)  # fmt: skip
+        assert child.stdout.strip() == run.record.process == str(processes.current())
+    assert processes.RUN_ENV not in os.environ
+    assert not (repo / run_lock.RECORD).exists()
+
+
+def test_a_run_killed_mid_way_is_put_back_from_its_snapshot(repo):
+    snapshot = rollback.take(repo)
+    (repo / "models/manual.json").write_text("half of a new run\n")
+    _write(repo, _dead(snapshot=str(snapshot.folder.relative_to(repo)), state="restore"))
+    said = []
+    with run_lock.hold(repo, "./pipeline repro", wait=False, say=said.append):
+        assert (repo / "models/manual.json").read_text() == "before\n"
+    assert said == [
+        f"repro: the previous run, ./pipeline repro --force (PID {os.getpid()}, started 2026-11-30 12:00:00), was "
+        "killed: outputs and dvc.lock are as they were before it"
+    ]
+    assert rollback.strays(repo) == []
+
+
+def test_a_run_killed_after_its_stages_finished_keeps_its_results(repo):
+    snapshot = rollback.take(repo)
+    (repo / "models/manual.json").write_text("the new results\n")
+    _write(repo, _dead(snapshot=str(snapshot.folder.relative_to(repo)), state="keep"))
+    said = []
+    with run_lock.hold(repo, "./pipeline repro", wait=False, say=said.append):
+        assert (repo / "models/manual.json").read_text() == "the new results\n"
+    assert said[0].endswith("was killed after its stages had finished: its results are kept")
+    assert rollback.strays(repo) == []
+
+
+def test_a_run_killed_while_copying_changed_nothing_and_its_partial_copies_go(repo):
+    partial = rollback.take(repo)
+    (partial.folder / "manifest.json").unlink()
+    _write(repo, _dead())
+    said = []
+    with run_lock.hold(repo, "./pipeline repro", wait=False, say=said.append):
+        assert rollback.strays(repo) == []
+    assert said[0].endswith("was killed before it changed anything")
+    assert (repo / "models/manual.json").read_text() == "before\n"
+
+
+def test_a_dvc_command_that_keeps_no_copies_is_reported_as_such(repo):
+    _write(repo, _dead(command="./pipeline dvc exp run", rollback=False))
+    said = []
+    with run_lock.hold(repo, "./pipeline repro", wait=False, say=said.append):
+        pass
+    assert said[0].endswith(
+        "was killed; it keeps no copies to put back: ./pipeline repro redoes what it left unfinished"
+    )
+
+
+def test_a_snapshot_left_by_a_failed_restore_is_put_back_even_by_the_same_process(repo):
+    snapshot = rollback.take(repo)
+    (repo / "models/manual.json").unlink()
+    _write(repo, {**_dead(snapshot=str(snapshot.folder.relative_to(repo))), "process": str(processes.current()),
+                  "left": True})  # fmt: skip
+    said = []
+    with run_lock.hold(repo, "./pipeline repro", wait=False, say=said.append):
+        assert (repo / "models/manual.json").read_text() == "before\n"
+    assert "could not put its outputs back: outputs and dvc.lock are as they were before it" in said[0]
+
+
+def test_a_snapshot_that_still_cannot_be_put_back_stops_the_run_and_stays(repo):
+    snapshot = rollback.take(repo)
+    (repo / "models/manual.json").unlink()
+    (repo / "models").rmdir()
+    (repo / "models").write_text("a file where the folder was\n")
+    record = _dead(snapshot=str(snapshot.folder.relative_to(repo)))
+    _write(repo, record)
+    with (
+        pytest.raises(RecoveryFailed, match=r"still cannot be put back: models/manual.json \(File exists\)"),
+        run_lock.hold(repo, "./pipeline repro", wait=False, say=print),
+    ):
+        pytest.fail("ran although the dead run's outputs are not back")
+    assert json.loads((repo / run_lock.RECORD).read_text()) == record
+    assert rollback.load(repo, snapshot.folder) == snapshot
+
+
+def test_a_live_run_whose_lock_file_was_removed_still_holds_the_checkout(repo):
+    _write(repo, {**_dead(), "process": str(processes.current())})
+    with (
+        pytest.raises(CheckoutBusy, match=rf"in use by \./pipeline repro --force \(PID {os.getpid()},"),
+        run_lock.hold(repo, "./pipeline repro", wait=False, say=print),
+    ):
+        pytest.fail("took the checkout of a running process")
+
+
+def test_the_dead_runs_leftover_processes_are_stopped_before_its_snapshot_is_put_back(repo):
+    snapshot = rollback.take(repo)
+    record = _dead(snapshot=str(snapshot.folder.relative_to(repo)))
+    # A stage that outlived its killed parent: it would write its output after the restore.
+    late_write = "import time, pathlib; time.sleep(1); pathlib.Path('models/manual.json').write_text('x')"
+    stage = subprocess.Popen(
+        [sys.executable, "-c", late_write], cwd=repo, env={**os.environ, processes.RUN_ENV: record["process"]}
+    )
+    _write(repo, record)
+    with run_lock.hold(repo, "./pipeline repro", wait=False, say=print):
+        assert processes.start_time(stage.pid) is None  # stopped (and reaped) before its 1 s was up
+    stage.wait()
+    time.sleep(1.5)
+    assert (repo / "models/manual.json").read_text() == "before\n"
+
+
+def test_dead_processes_entries_leave_dvcs_rwlock_and_an_unreadable_one_is_removed(repo):
+    live = {"pid": os.getpid(), "cmd": "dvc repro"}
+    gone = {"pid": 2**22 + 7, "cmd": "dvc repro --force"}  # above the kernel's PID limit: never a process
+    rwlock = repo / ".dvc/tmp/rwlock"
+    rwlock.write_text(json.dumps({"write": {"models": gone}, "read": {"params.yaml": [gone, live]}}))
+    _write(repo, _dead())
+    with run_lock.hold(repo, "./pipeline repro", wait=False, say=print):
+        pass
+    assert json.loads(rwlock.read_text()) == {"read": {"params.yaml": [live]}}
+    rwlock.write_text("")  # a full disk while DVC rewrote it in place
+    _write(repo, _dead())
+    said = []
+    with run_lock.hold(repo, "./pipeline repro", wait=False, say=said.append):
+        pass
+    assert not rwlock.exists()
+    assert said[1] == "repro: removed DVC's unreadable .dvc/tmp/rwlock (left half-written by the run that stopped)"
+
+
+def test_a_bare_dvc_exp_run_in_the_workspace_is_refused_by_its_pid_file(repo):
+    bare = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "exp", "run"])
+    try:
+        pid_file = repo / ".dvc/tmp/exps/run/workspace/workspace.json"
+        pid_file.parent.mkdir(parents=True)
+        pid_file.write_text(json.dumps({"pid": bare.pid}))
+        with (
+            pytest.raises(CheckoutBusy, match=rf"in use by dvc exp run \(PID {bare.pid}\)"),
+            run_lock.hold(repo, "./pipeline repro", wait=False, say=print),
+        ):
+            pytest.fail("ran beside a workspace experiment")
+    finally:
+        bare.kill()
+        bare.wait()
+    with run_lock.hold(repo, "./pipeline repro", wait=False, say=print):  # its process gone: no longer in the way
+        pass
