@@ -135,10 +135,11 @@ def _stop_stages_then_exit(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-# `./pipeline dvc` commands that write this checkout's outputs hold it as ./pipeline repro does. Experiments
-# queued or run with --temp work in copies under .dvc/tmp/exps/ and never need it.
+# `./pipeline dvc` commands that write this checkout hold it as ./pipeline repro does. That includes queueing
+# an experiment (`exp run --queue`, `--temp`): DVC stashes the workspace and writes params.yaml into it for a
+# moment. Running the queue (`queue start`, `exp run --run-all`) works in copies under .dvc/tmp/exps/ only.
 _WRITES_WORKSPACE = {("repro",), ("checkout",), ("pull",), ("commit",), ("exp", "run"), ("exp", "apply")}
-_IN_A_COPY = {"--queue", "--temp", "--run-all"}
+_NOT_THE_WORKSPACE = {"--run-all", "-h", "--help"}
 
 
 def dvc(dvc_args: list[str], root: Path) -> int:
@@ -146,10 +147,8 @@ def dvc(dvc_args: list[str], root: Path) -> int:
     wait = "--wait" in dvc_args
     dvc_args = [a for a in dvc_args if a != "--wait"]
     words = tuple(a for a in dvc_args if not a.startswith("-"))
-    writes = (words[:1] in _WRITES_WORKSPACE or words[:2] in _WRITES_WORKSPACE) and not (
-        _IN_A_COPY | {"-h", "--help"}
-    ) & set(dvc_args)
-    if not writes:
+    writes = words[:1] in _WRITES_WORKSPACE or words[:2] in _WRITES_WORKSPACE
+    if not writes or _NOT_THE_WORKSPACE & set(dvc_args):
         return _dvc_main(dvc_args)
     with run_lock.hold(root, " ".join(["./pipeline dvc", *dvc_args]), wait=wait, say=_warn, rollback=False):
         return _dvc_main(dvc_args)
