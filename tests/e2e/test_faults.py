@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,3 +122,104 @@ def test_a_full_disk_or_read_only_folder_is_one_line_and_nothing_half_written(tm
     assert done.stderr.strip() == f"error: metrics/manual.json: cannot write ({reason})"
     assert left == sorted(before)  # no temporary file
     assert after == before
+
+
+@contextlib.contextmanager
+def _checkout_on_tmpfs(tmp_path_factory, size: str) -> Iterator[tuple[Path, dict]]:
+    """A fresh clone on a tmpfs of its own (the venv and the MLflow store stay outside it)."""
+    mount = tmp_path_factory.mktemp("tmpfs")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        clone, env = make_clone(tmp_path_factory)
+        root = mount / "checkout"
+        shutil.copytree(clone, root, symlinks=True)
+        yield root, env
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+class _Filler:
+    """Another process's data filling the disk: once started, it takes every block that comes free."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "filler"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fill, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _fill(self) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT)
+        try:
+            while not self._stop.is_set():
+                try:
+                    os.write(fd, b"\0" * 4096)
+                except OSError:
+                    time.sleep(0.002)
+        finally:
+            os.close(fd)
+
+    def free(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.path.unlink()
+
+
+def _vouched_outputs_are_whole(root: Path, before: dict[str, str]) -> list[str]:
+    """Outputs that exist with bytes of neither the previous run nor (the same, with --force) this one."""
+    now = output_hashes(root) if (root / "dvc.lock").exists() else {}
+    return [name for name, digest in now.items() if name in before and digest != before[name]]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+@pytest.mark.parametrize("fills_at", ["Running stage 'prepare'", "Running stage 'train@autograd'"])
+def test_a_disk_that_fills_during_a_run_is_one_line_and_the_previous_state_comes_back(tmp_path_factory, fills_at):
+    """`./pipeline repro --force` on a checkout whose file system fills up part-way (from the named stage on,
+    every block that comes free is taken): one line naming the file that could not be written, exit 2, and
+    either the previous outputs and dvc.lock restored or a line saying which could not be; never a
+    half-written output. Once there is room again the next `./pipeline repro` puts back whatever was left
+    and ends with the previous bytes and `dvc status` clean. With the disk full from the start, nothing is
+    run or changed."""
+    with _checkout_on_tmpfs(tmp_path_factory, "24m") as (root, env):
+        run_cmd(["./pipeline", "repro"], root, env)
+        before = output_hashes(root)
+        filler = _Filler(root.parent)
+        run = Background(["./pipeline", "repro", "--force"], root, env)
+        run.wait_for(fills_at, 300)
+        filler.start()
+        code = run.proc.wait(timeout=600)
+        output = run.lines
+        half_written = _vouched_outputs_are_whole(root, before)
+        filler.free()
+        print(f"disk full from {fills_at}: exit {code}; " + " | ".join(line for line in output if "repro:" in line
+              or line.startswith("error:")))  # fmt: skip
+        errors = [line for line in output if line.startswith("error:")]
+        assert code == 2, "\n".join(output)
+        assert len(errors) == 1 and errors[0].endswith(": cannot write (No space left on device)"), errors
+        ending = [line for line in output if line.startswith("repro:")]
+        assert ending in (
+            ["repro: outputs and dvc.lock are as they were before this run"],
+            [next((line for line in ending if line.startswith("repro: could not put back ")), "none")],
+        ), ending
+        assert half_written == []
+
+        again = run_cmd(["./pipeline", "repro"], root, env)
+        if ending[0].startswith("repro: could not put back "):
+            assert "could not put its outputs back: outputs and dvc.lock are as they were before it" in again.stderr
+        assert output_hashes(root) == before
+        assert (
+            run_cmd(["./pipeline", "dvc", "status"], root, env).stdout.strip() == "Data and pipelines are up to date."
+        )
+
+        filler = _Filler(root.parent)
+        filler.start()
+        time.sleep(0.5)
+        full = run_cmd(["./pipeline", "repro", "--force"], root, env, check=False)
+        filler.free()
+        assert full.returncode == 2, full.stderr
+        assert re.fullmatch(r"error: \S+: cannot (write|copy it aside to \.dvc/tmp before the run) "
+                            r"\(No space left on device\); nothing was run or changed\n", full.stderr), full.stderr  # fmt: skip
+        assert output_hashes(root) == before
