@@ -168,7 +168,7 @@ class _Filler:
         self.path.unlink()
 
 
-def _vouched_outputs_are_whole(root: Path, before: dict[str, str]) -> list[str]:
+def _half_written(root: Path, before: dict[str, str]) -> list[str]:
     """Outputs that exist with bytes of neither the previous run nor (the same, with --force) this one."""
     now = output_hashes(root) if (root / "dvc.lock").exists() else {}
     return [name for name, digest in now.items() if name in before and digest != before[name]]
@@ -192,13 +192,14 @@ def test_a_disk_that_fills_during_a_run_is_one_line_and_the_previous_state_comes
         filler.start()
         code = run.proc.wait(timeout=600)
         output = run.lines
-        half_written = _vouched_outputs_are_whole(root, before)
+        half_written = _half_written(root, before)
         filler.free()
         print(f"disk full from {fills_at}: exit {code}; " + " | ".join(line for line in output if "repro:" in line
               or line.startswith("error:")))  # fmt: skip
         errors = [line for line in output if line.startswith("error:")]
         assert code == 2, "\n".join(output)
-        assert len(errors) == 1 and errors[0].endswith(": cannot write (No space left on device)"), errors
+        assert len(errors) == 1, errors
+        assert errors[0].endswith(": cannot write (No space left on device)"), errors
         ending = [line for line in output if line.startswith("repro:")]
         assert ending in (
             ["repro: outputs and dvc.lock are as they were before this run"],
@@ -220,6 +221,6 @@ def test_a_disk_that_fills_during_a_run_is_one_line_and_the_previous_state_comes
         full = run_cmd(["./pipeline", "repro", "--force"], root, env, check=False)
         filler.free()
         assert full.returncode == 2, full.stderr
-        assert re.fullmatch(r"error: \S+: cannot (write|copy it aside to \.dvc/tmp before the run) "
-                            r"\(No space left on device\); nothing was run or changed\n", full.stderr), full.stderr  # fmt: skip
+        refused = r"error: \S+: cannot (write|copy it aside to \.dvc/tmp before the run) \(No space left on device\)"
+        assert re.fullmatch(refused + r"; nothing was run or changed\n", full.stderr), full.stderr
         assert output_hashes(root) == before

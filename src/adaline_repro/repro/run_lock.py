@@ -149,8 +149,9 @@ def hold(root: Path, command: str, *, wait: bool, say: Callable[[str], None], ro
                 os.environ.pop(processes.RUN_ENV, None)
             else:
                 os.environ[processes.RUN_ENV] = outer
-            if run.snapshot is not None:
-                run._write(left=True)  # the next run puts the snapshot back (rule above)
+            if run.snapshot is not None:  # the next run puts the snapshot back (rule above)
+                with contextlib.suppress(WriteError):  # a full disk: the record's "restore" and dead PID say it
+                    run._write(left=True)
             else:
                 (root / RECORD).unlink(missing_ok=True)
     finally:
@@ -246,8 +247,8 @@ def _alive(record: Record) -> bool:
 def _write_record(root: Path, record: Record) -> None:
     try:
         atomic_write_text(root / RECORD, json_text(asdict(record)))
-    except WriteError as exc:
-        raise WriteError(f"{exc}; nothing was run or changed") from None
+    except WriteError as exc:  # named as the user sees it, from the checkout
+        raise WriteError(f"{RECORD}{str(exc).removeprefix(str(root / RECORD))}; nothing was run or changed") from None
 
 
 def _refuse_if_bare_dvc_runs(root: Path) -> None:
