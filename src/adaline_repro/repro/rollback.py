@@ -100,6 +100,12 @@ def restore(snapshot: Snapshot) -> list[str]:
     return failed
 
 
+def summary(failed: list[str], shown: int = 3) -> str:
+    """`dvc.lock (No space left on device), models/manual.json (...) and 20 more`: short enough for one line."""
+    more = len(failed) - shown
+    return ", ".join(failed[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
 def discard(snapshot: Snapshot) -> None:
     shutil.rmtree(snapshot.folder, ignore_errors=True)
 
@@ -132,7 +138,12 @@ def _put_back(copy: Path, target: Path) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         if copy.is_dir():
-            shutil.copytree(copy, staging, dirs_exist_ok=True)
+            for path in sorted(copy.rglob("*")):  # file by file: an OSError names its reason (copytree's would not)
+                dest = staging / path.relative_to(copy)
+                if path.is_dir():
+                    dest.mkdir(exist_ok=True)
+                else:
+                    shutil.copy2(path, dest)
             staging.rename(target)
         else:
             shutil.copy2(copy, staging / target.name)

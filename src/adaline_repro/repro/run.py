@@ -85,8 +85,9 @@ def _repro(dvc_args: list[str], root: Path, say: Callable[[str], None], run: run
         if set(dvc_args) <= _FULL_REPRO_FLAGS:
             uptodate.record(root, venv_stamp)
         return EXIT_OK
-    if failure.written is not None:  # DVC's own write failed (a full disk): its message names no file
-        _warn(f"error: {failure.written}")
+    written = failure.written if failure.code is None else None  # a failed stage said its own line
+    if written is not None:  # DVC's own write failed (a full disk): its message names no file
+        _warn(f"error: {written}")
     if failure.busy is not None:  # a bare `dvc` (no lock of ours) is writing: putting back would undo its work
         run.keep()
         _warn(f"repro: stopped: {failure.busy}; the stages that finished are kept and nothing was put back, as "
@@ -100,7 +101,7 @@ def _repro(dvc_args: list[str], root: Path, say: Callable[[str], None], run: run
         run.put_back(_say_repro)
     if failure.code is not None and failure.code < 0:  # a stage killed by a signal: its runs may be RUNNING
         run_lock.end_orphaned_runs(root, _say_repro)
-    if failure.written is not None:
+    if written is not None:
         return EXIT_INPUT
     return failure.code if failure.code is not None and failure.code > 0 else code
 

@@ -108,7 +108,7 @@ class Run:
         assert self.snapshot is not None
         failed = rollback.restore(self.snapshot)
         if failed:
-            say(f"could not put back {', '.join(failed)}: missing, never half-written; the copies are kept in "
+            say(f"could not put back {rollback.summary(failed)}: missing, never half-written; the copies are kept in "
                 f"{self.record.snapshot}, and the next ./pipeline repro puts them back first")  # fmt: skip
             return
         self.snapshot = None
@@ -137,6 +137,7 @@ def hold(root: Path, command: str, *, wait: bool, say: Callable[[str], None], ro
             recover(root, previous, lambda line: say(f"{prefix}: {line}"))
         else:
             _remove_strays(root, None)
+        _clean_dvc_rwlock(root, lambda line: say(f"{prefix}: {line}"))
         run = Run(root, Record(command, str(me), socket.gethostname(), time.strftime("%Y-%m-%d %H:%M:%S"),
                                rollback=rollback))  # fmt: skip
         _write_record(root, run.record)
@@ -177,27 +178,27 @@ def recover(root: Path, dead: Record, say: Callable[[str], None]) -> None:
         leftovers = processes.started_by(process)
         if leftovers:
             processes.stop(leftovers)
-    what = "could not put its outputs back" if dead.left else "was killed"
+    # A dead PID: killed, or it ended on a full disk too full even to note that it left its snapshot.
+    what = "could not put its outputs back" if dead.left else "stopped part-way"
     snapshot = rollback.load(root, root / dead.snapshot) if dead.snapshot else None
     _remove_strays(root, snapshot.folder if snapshot else None)
     if not dead.rollback:
         say(f"the previous run, {dead.who()}, {what}; it keeps no copies to put back: ./pipeline repro "
             "redoes what it left unfinished")  # fmt: skip
     elif snapshot is None:
-        say(f"the previous run, {dead.who()}, {what} before it changed anything")
+        say(f"the previous run, {dead.who()}, stopped before it changed anything")
     elif dead.state == "keep":
         rollback.discard(snapshot)
-        say(f"the previous run, {dead.who()}, {what} after its stages had finished: its results are kept")
+        say(f"the previous run, {dead.who()}, stopped after its stages had finished: its results are kept")
     else:
         failed = rollback.restore(snapshot)
         if failed:
             raise RecoveryFailed(
                 f"the previous run, {dead.who()}, {what}, and its outputs still cannot be put back: "
-                f"{', '.join(failed)}; the copies are in {dead.snapshot}; free space and run again"
+                f"{rollback.summary(failed)}; the copies are in {dead.snapshot}; free space and run again"
             )
         say(f"the previous run, {dead.who()}, {what}: outputs and dvc.lock are as they were before it")
     (root / RECORD).unlink(missing_ok=True)
-    _clean_dvc_rwlock(root, say)
     end_orphaned_runs(root, say)
 
 
@@ -310,10 +311,12 @@ def _clean_dvc_rwlock(root: Path, say: Callable[[str], None]) -> None:
             readers = {p: [i for i in infos if live(i)] for p, infos in lock.get("read", {}).items()}
         except (OSError, ValueError, AttributeError, KeyError, TypeError):
             path.unlink(missing_ok=True)
-            say(f"removed DVC's unreadable {_DVC_RWLOCK} (left half-written by the run that stopped)")
+            say(f"removed DVC's unreadable {_DVC_RWLOCK} (left half-written by a run that stopped on a full disk)")
             return
         cleaned = {"write": writers, "read": {p: infos for p, infos in readers.items() if infos}}
-        atomic_write_text(path, json.dumps({k: v for k, v in cleaned.items() if v}))
+        cleaned = {k: v for k, v in cleaned.items() if v}
+        if cleaned != lock:
+            atomic_write_text(path, json.dumps(cleaned))
 
 
 def _remove_strays(root: Path, keep: Path | None) -> None:

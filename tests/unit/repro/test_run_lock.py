@@ -119,8 +119,8 @@ def test_a_run_killed_mid_way_is_put_back_from_its_snapshot(repo):
     with run_lock.hold(repo, "./pipeline repro", wait=False, say=said.append):
         assert (repo / "models/manual.json").read_text() == "before\n"
     assert said == [
-        f"repro: the previous run, ./pipeline repro --force (PID {os.getpid()}, started 2026-11-30 12:00:00), was "
-        "killed: outputs and dvc.lock are as they were before it"
+        f"repro: the previous run, ./pipeline repro --force (PID {os.getpid()}, started 2026-11-30 12:00:00), "
+        "stopped part-way: outputs and dvc.lock are as they were before it"
     ]
     assert rollback.strays(repo) == []
 
@@ -132,7 +132,7 @@ def test_a_run_killed_after_its_stages_finished_keeps_its_results(repo):
     said = []
     with run_lock.hold(repo, "./pipeline repro", wait=False, say=said.append):
         assert (repo / "models/manual.json").read_text() == "the new results\n"
-    assert said[0].endswith("was killed after its stages had finished: its results are kept")
+    assert said[0].endswith("stopped after its stages had finished: its results are kept")
     assert rollback.strays(repo) == []
 
 
@@ -143,7 +143,7 @@ def test_a_run_killed_while_copying_changed_nothing_and_its_partial_copies_go(re
     said = []
     with run_lock.hold(repo, "./pipeline repro", wait=False, say=said.append):
         assert rollback.strays(repo) == []
-    assert said[0].endswith("was killed before it changed anything")
+    assert said[0].endswith("stopped before it changed anything")
     assert (repo / "models/manual.json").read_text() == "before\n"
 
 
@@ -153,7 +153,7 @@ def test_a_dvc_command_that_keeps_no_copies_is_reported_as_such(repo):
     with run_lock.hold(repo, "./pipeline repro", wait=False, say=said.append):
         pass
     assert said[0].endswith(
-        "was killed; it keeps no copies to put back: ./pipeline repro redoes what it left unfinished"
+        "stopped part-way; it keeps no copies to put back: ./pipeline repro redoes what it left unfinished"
     )
 
 
@@ -224,7 +224,10 @@ def test_dead_processes_entries_leave_dvcs_rwlock_and_an_unreadable_one_is_remov
     with run_lock.hold(repo, "./pipeline repro", wait=False, say=said.append):
         pass
     assert not rwlock.exists()
-    assert said[1] == "repro: removed DVC's unreadable .dvc/tmp/rwlock (left half-written by the run that stopped)"
+    assert (
+        said[1]
+        == "repro: removed DVC's unreadable .dvc/tmp/rwlock (left half-written by a run that stopped on a full disk)"
+    )
 
 
 def test_a_bare_dvc_exp_run_in_the_workspace_is_refused_by_its_pid_file(repo):
