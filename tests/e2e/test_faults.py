@@ -209,9 +209,11 @@ def test_a_disk_that_fills_during_a_run_is_one_line_and_the_previous_state_comes
 
         again = run_cmd(["./pipeline", "repro"], root, env)
         if ending[0].startswith("repro: could not put back "):  # the next run puts back what was left
-            put_back = r"\), (stopped part-way|could not put its outputs back): outputs and dvc.lock are as they were before it"
-            assert re.search(r"^repro: the previous run, \./pipeline repro --force \(PID \d+, started [^)]+" + put_back,
-                             again.stderr, re.MULTILINE), again.stderr  # fmt: skip
+            previous = r"^repro: the previous run, \./pipeline repro --force \(PID \d+, started [^)]+\), "
+            put_back = (
+                r"(stopped part-way|could not put its outputs back): outputs and dvc.lock are as they were before it"
+            )
+            assert re.search(previous + put_back, again.stderr, re.MULTILINE), again.stderr
         assert output_hashes(root) == before
         assert (
             run_cmd(["./pipeline", "dvc", "status"], root, env).stdout.strip() == "Data and pipelines are up to date."

@@ -316,7 +316,8 @@ def _clean_dvc_rwlock(root: Path, say: Callable[[str], None]) -> None:
         cleaned = {"write": writers, "read": {p: infos for p, infos in readers.items() if infos}}
         cleaned = {k: v for k, v in cleaned.items() if v}
         if cleaned != lock:
-            atomic_write_text(path, json.dumps(cleaned))
+            with contextlib.suppress(WriteError):  # a full disk: DVC drops what is in its way itself
+                atomic_write_text(path, json.dumps(cleaned))
 
 
 def _remove_strays(root: Path, keep: Path | None) -> None:
