@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import urllib.parse
 from pathlib import Path
 
@@ -29,7 +28,7 @@ def repository_root(workspace: Path | None = None) -> Path:
 
 def checkout_id(root: Path | None = None) -> str:
     """`host:/path/of/the/repository`: which checkout logged a run, the same from its queued experiments."""
-    return f"{socket.gethostname()}:{root or repository_root()}"
+    return f"{os.uname().nodename}:{root or repository_root()}"
 
 
 def tracking_uri(root: Path | None = None) -> str:

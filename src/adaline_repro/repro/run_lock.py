@@ -26,7 +26,6 @@ import contextlib
 import fcntl
 import json
 import os
-import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
@@ -74,7 +73,7 @@ class Record:
 
     def who(self) -> str:
         pid = ProcessId.parse(self.process)
-        where = "" if self.host == socket.gethostname() else f" on {self.host}"
+        where = "" if self.host == os.uname().nodename else f" on {self.host}"
         return f"{self.command} (PID {pid.pid if pid else '?'}{where}, started {self.since})"
 
 
@@ -138,7 +137,7 @@ def hold(root: Path, command: str, *, wait: bool, say: Callable[[str], None], ro
         else:
             _remove_strays(root, None)
         _clean_dvc_rwlock(root, lambda line: say(f"{prefix}: {line}"))
-        run = Run(root, Record(command, str(me), socket.gethostname(), time.strftime("%Y-%m-%d %H:%M:%S"),
+        run = Run(root, Record(command, str(me), os.uname().nodename, time.strftime("%Y-%m-%d %H:%M:%S"),
                                rollback=rollback))  # fmt: skip
         _write_record(root, run.record)
         outer = os.environ.get(processes.RUN_ENV)
@@ -231,7 +230,7 @@ def _holder(root: Path) -> Record | None:
 def _busy_message(holder: Record | None) -> str:
     who = holder.who() if holder else "another run (PID unknown)"
     hint = "run again when it has finished, or add --wait to queue behind it"
-    if holder is not None and holder.host != socket.gethostname():
+    if holder is not None and holder.host != os.uname().nodename:
         hint += f" (if it no longer runs on {holder.host}, remove {RECORD})"
     return f"this checkout is in use by {who}; {hint}"
 
@@ -239,7 +238,7 @@ def _busy_message(holder: Record | None) -> str:
 def _alive(record: Record) -> bool:
     """Whether the recorded process still runs; one on another machine (a shared file system) cannot be
     checked from here and counts as running."""
-    if record.host != socket.gethostname():
+    if record.host != os.uname().nodename:
         return True
     process = ProcessId.parse(record.process)
     return process is not None and processes.alive(process)
