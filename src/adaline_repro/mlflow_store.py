@@ -222,6 +222,7 @@ def end_orphaned_runs(uri: str) -> int:
 
     Runs of other checkouts, of other machines, and of processes still running (a queued experiment
     logging right now) are left alone."""
+    init_store(uri)  # queued experiments start at once: a new embedded store is created under its lock only
     c = client(uri)
     me = checkout_id()
     try:

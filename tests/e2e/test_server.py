@@ -99,7 +99,8 @@ def _snapshot(uri: str) -> dict:
     runs = stored_runs(uri)
     parent = next(r for r in runs if r.data.tags.get("adaline.role") == "execution")
     family = [parent] + [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    volatile = {"mlflow.parentRunId", "mlflow.user", "mlflow.log-model.history"}
+    # adaline.process: the PID and start time of the process that logged, a different one each time
+    volatile = {"mlflow.parentRunId", "mlflow.user", "mlflow.log-model.history", "adaline.process"}
     out = {}
     for run in family:
         run_id = run.info.run_id

@@ -172,3 +172,12 @@ def test_only_this_checkouts_runs_whose_process_is_gone_are_marked_killed(tmp_pa
     assert status == {"killed": "KILLED", "live": "RUNNING", "other checkout": "RUNNING", "untagged": "RUNNING"}
     assert client.get_run(finished).info.status == "FINISHED"
     assert tracking.end_orphaned_runs(uri) == 0
+
+
+def test_looking_for_orphaned_runs_in_a_new_embedded_store_creates_it_under_its_lock(tmp_path):
+    """Queued experiments start at once; the first to look at a new store must not race the others to
+    create its tables (two creators corrupt a SQLite store)."""
+    db = tmp_path / "new" / "mlflow.db"
+    assert tracking.end_orphaned_runs(f"sqlite:///{db}") == 0
+    assert db.exists()
+    assert db.with_name("mlflow.db.lock").exists()
