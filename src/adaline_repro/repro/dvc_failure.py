@@ -40,7 +40,12 @@ class StageFailure(logging.Handler):
             if isinstance(exc, StageCmdFailedError) and (found := re.search(r"exited with (-?\d+)$", str(exc))):
                 self.code = int(found.group(1))
             if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
-                self.written = f"{_written_path(exc)}: cannot write ({exc.strerror})"
+                path = _written_path(exc)
+                self.written = (
+                    f"{path}: cannot write ({exc.strerror})"
+                    if path
+                    else f"DVC could not save the outputs of stage '{self.stage or '?'}' ({exc.strerror})"
+                )
             if isinstance(exc, LockError):
                 self.busy = _busy(str(exc))
             exc = exc.__cause__ or exc.__context__
@@ -48,10 +53,10 @@ class StageFailure(logging.Handler):
 
 # Names DVC's own code gives the file it is writing, when the OSError of a failed write or close carries no
 # filename (it does only when opening fails): looked up in the failing frames, innermost first.
-_PATH_LOCALS = ("path", "to_path", "dest", "dst", "to_info")
+_PATH_LOCALS = ("path", "from_file", "to_file", "tmp_file", "fname", "to_path", "dest", "dst", "to_info")
 
 
-def _written_path(exc: OSError) -> str:
+def _written_path(exc: OSError) -> str | None:
     candidates = [exc.filename]
     tb = exc.__traceback__
     frames = []
@@ -64,7 +69,7 @@ def _written_path(exc: OSError) -> str:
         if isinstance(found, str | os.PathLike) and os.fspath(found):
             path = os.fspath(found)
             return os.path.relpath(path) if os.path.isabs(path) else path
-    return "an output DVC was saving"
+    return None
 
 
 def _busy(message: str) -> str:

@@ -65,6 +65,11 @@ def test_another_dvc_process_holding_a_path_is_one_line():
     assert failure.busy == "data/prepared/scaler.json is in use by dvc exp run (PID 4242)"
 
 
+def test_a_full_disk_under_dvc_with_no_file_to_name_names_the_stage():
+    failure = _report(_chain(OSError(errno.ENOSPC, "No space left on device")))
+    assert failure.written == "DVC could not save the outputs of stage 'prepare' (No space left on device)"
+
+
 @pytest.mark.parametrize("code", [errno.EMFILE, errno.ENOENT])
 def test_other_os_errors_are_not_taken_for_a_full_disk(code):
     failure = _report(_chain(OSError(code, "other", "x")))

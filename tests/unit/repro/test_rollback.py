@@ -9,34 +9,10 @@ import pytest
 
 from adaline_repro.repro import rollback
 
-LOCK = """schema: '2.0'
-stages:
-  train:
-    cmd: ./pipeline train
-    outs:
-    - path: models/manual.json
-      hash: md5
-      md5: 0
-    - path: metrics
-      hash: md5
-      md5: 0.dir
-    - path: steps/manual.csv
-      hash: md5
-      md5: 0
-"""
-
 
 @pytest.fixture
-def repo(tmp_path):
-    for name, text in {
-        "dvc.lock": LOCK,
-        "models/manual.json": '{"w": 1}\n',
-        "metrics/manual.json": '{"acc": 0.9}\n',
-        "metrics/module.json": '{"acc": 0.8}\n',
-    }.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
-    return tmp_path
+def repo(checkout):
+    return checkout
 
 
 def _state(root):
@@ -50,8 +26,8 @@ def _state(root):
 def _run_that_fails(root):
     """What a stopped run leaves: dvc.lock rewritten, one output changed, one gone, one new, a new file in
     an output folder."""
-    (root / "dvc.lock").write_text(LOCK.replace("md5: 0\n", "md5: 1\n"))
-    (root / "models/manual.json").write_text('{"w": 2}\n')
+    (root / "dvc.lock").write_text((root / "dvc.lock").read_text().replace("md5: 0\n", "md5: 1\n"))
+    (root / "models/manual.json").write_text("after\n")
     (root / "metrics/module.json").unlink()
     (root / "metrics/autograd.json").write_text("{}\n")
     (root / "steps").mkdir()

@@ -18,15 +18,6 @@ from adaline_repro.repro import rollback, run_lock
 from adaline_repro.repro.run_lock import CheckoutBusy, RecoveryFailed
 
 SRC = Path(__file__).resolve().parents[3] / "src"
-LOCK = """schema: '2.0'
-stages:
-  train:
-    cmd: ./pipeline train
-    outs:
-    - path: models/manual.json
-      hash: md5
-      md5: 0
-"""
 HOLDER = """
 import sys, time
 from pathlib import Path
@@ -38,14 +29,10 @@ with run_lock.hold(Path(sys.argv[1]), "./pipeline repro --force", wait=False, sa
 
 
 @pytest.fixture
-def repo(tmp_path, monkeypatch):
+def repo(checkout, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the embedded store, absent: MLflow not needed
     monkeypatch.delenv(processes.RUN_ENV, raising=False)
-    (tmp_path / ".dvc" / "tmp").mkdir(parents=True)
-    (tmp_path / "dvc.lock").write_text(LOCK)
-    (tmp_path / "models").mkdir()
-    (tmp_path / "models/manual.json").write_text("before\n")
-    return tmp_path
+    return checkout
 
 
 def _holder(root: Path, seconds: float) -> subprocess.Popen:
@@ -111,28 +98,24 @@ def test_the_holder_passes_its_identity_to_the_processes_it_starts_and_clears_it
     assert not (repo / run_lock.RECORD).exists()
 
 
-def test_a_run_killed_mid_way_is_put_back_from_its_snapshot(repo):
-    snapshot = rollback.take(repo)
-    (repo / "models/manual.json").write_text("half of a new run\n")
-    _write(repo, _dead(snapshot=str(snapshot.folder.relative_to(repo)), state="restore"))
-    said = []
-    with run_lock.hold(repo, "./pipeline repro", wait=False, say=said.append):
-        assert (repo / "models/manual.json").read_text() == "before\n"
-    assert said == [
-        f"repro: the previous run, ./pipeline repro --force (PID {os.getpid()}, started 2026-11-30 12:00:00), "
-        "stopped part-way: outputs and dvc.lock are as they were before it"
-    ]
-    assert rollback.strays(repo) == []
-
-
-def test_a_run_killed_after_its_stages_finished_keeps_its_results(repo):
+@pytest.mark.parametrize(
+    ("state", "content", "line"),
+    [
+        ("restore", "before\n", "stopped part-way: outputs and dvc.lock are as they were before it"),
+        ("keep", "the new results\n", "stopped after its stages had finished: its results are kept"),
+    ],
+)
+def test_a_dead_runs_snapshot_is_put_back_unless_its_stages_had_finished(repo, state, content, line):
     snapshot = rollback.take(repo)
     (repo / "models/manual.json").write_text("the new results\n")
-    _write(repo, _dead(snapshot=str(snapshot.folder.relative_to(repo)), state="keep"))
+    _write(repo, _dead(snapshot=str(snapshot.folder.relative_to(repo)), state=state))
     said = []
     with run_lock.hold(repo, "./pipeline repro", wait=False, say=said.append):
-        assert (repo / "models/manual.json").read_text() == "the new results\n"
-    assert said[0].endswith("stopped after its stages had finished: its results are kept")
+        assert (repo / "models/manual.json").read_text() == content
+    pid = os.getpid()
+    assert said == [
+        f"repro: the previous run, ./pipeline repro --force (PID {pid}, started 2026-11-30 12:00:00), {line}"
+    ]
     assert rollback.strays(repo) == []
 
 
