@@ -32,14 +32,15 @@ class ProcessId:
 
 
 def start_time(pid: int) -> float | None:
-    """When the process started, or None when there is no such process.
+    """When the process started, or None when there is no such process (a zombie, exited and not yet
+    reaped, counts as none).
 
     On Linux read from /proc (field 22 of stat, in clock ticks since boot): a fraction of a millisecond, where
     importing psutil would add ~20 ms to every `./pipeline repro`, the no-op one included."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()
-        return int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        return None if fields[0] == b"Z" else int(fields[19]) / os.sysconf("SC_CLK_TCK")
     except FileNotFoundError:
         if os.path.isdir("/proc/self"):
             return None  # Linux, and no such process
@@ -48,7 +49,8 @@ def start_time(pid: int) -> float | None:
     import psutil
 
     try:
-        return psutil.Process(pid).create_time()
+        process = psutil.Process(pid)
+        return None if process.status() == psutil.STATUS_ZOMBIE else process.create_time()
     except psutil.Error:
         return None
 
@@ -62,13 +64,7 @@ def current() -> ProcessId:
 def alive(process: ProcessId) -> bool:
     """The process is running (a zombie counts as gone) and is the one recorded, not a reuse of its PID."""
     started = start_time(process.pid)
-    if started is None or abs(started - process.started) > 0.05:
-        return False
-    try:
-        with open(f"/proc/{process.pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return True  # not Linux: psutil found it
+    return started is not None and abs(started - process.started) <= 0.05
 
 
 def started_by(run: ProcessId) -> list[int]:

@@ -6,8 +6,11 @@ import os
 import urllib.parse
 from pathlib import Path
 
+# DVC's own scratch space in a checkout (gitignored, on the outputs' file system): the up-to-date stamp, the
+# run lock and its record, the rollback snapshots, and DVC's notes of what it is running all live here.
+DVC_TMP = Path(".dvc") / "tmp"
 # `dvc exp run --temp` and queued experiments run in copies under this folder of the repository.
-_DVC_TEMP_WORKSPACES = os.sep + os.path.join(".dvc", "tmp", "exps") + os.sep
+_DVC_TEMP_WORKSPACES = os.sep + str(DVC_TMP / "exps") + os.sep
 EMBEDDED_DB = "mlflow.db"
 EMBEDDED_ARTIFACTS = "mlartifacts"
 

@@ -315,7 +315,7 @@ def update_reference(repo: Path, paths: PipelinePaths, run: DeviceRun, env_now: 
                     atomic_write_bytes(target, data)
         atomic_write_text(repo / ENVIRONMENT, json_text(env_now))
     except BaseException:
-        lock.put_back(lambda line: print(f"check --update: {line}", file=sys.stderr, flush=True))
+        lock.put_back()
         raise
     lock.keep()
     return changed

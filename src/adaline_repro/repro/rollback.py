@@ -23,6 +23,7 @@ from pathlib import Path
 
 from adaline_repro.files import WriteError, atomic_write_text, json_text
 from adaline_repro.repro.uptodate import locked_paths
+from adaline_repro.workspace import DVC_TMP
 
 PREFIX = "adaline-rollback-"
 _MANIFEST = "manifest.json"  # inside the folder; its presence marks a complete snapshot
@@ -36,17 +37,11 @@ class Snapshot:
     absent: tuple[str, ...]  # paths that did not exist: removed again on restore
 
 
-def scratch(root: Path) -> Path:
-    """DVC's own scratch space: gitignored, and on the same file system as the outputs."""
-    folder = root / ".dvc" / "tmp"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 def take(root: Path, extra: tuple[str, ...] = ()) -> Snapshot:
     """Copy every output dvc.lock names, dvc.lock and `extra` aside; a WriteError (nothing kept) if the
     copies do not fit."""
-    folder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=scratch(root)))
+    (root / DVC_TMP).mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=root / DVC_TMP))
     present, absent = [], []
     for name in dict.fromkeys(["dvc.lock", *locked_paths(root, ("outs",)), *extra]):
         source = root / name
@@ -58,7 +53,7 @@ def take(root: Path, extra: tuple[str, ...] = ()) -> Snapshot:
         except OSError as exc:
             shutil.rmtree(folder, ignore_errors=True)
             raise WriteError(
-                f"{name}: cannot copy it aside to {folder.parent.relative_to(root)} before the run "
+                f"{name}: cannot copy it aside to {DVC_TMP} before the run "
                 f"({exc.strerror or exc}); nothing was run or changed"
             ) from None
         present.append(name)
@@ -112,8 +107,7 @@ def discard(snapshot: Snapshot) -> None:
 
 def strays(root: Path, keep: Path | None = None) -> list[Path]:
     """Snapshot folders in this checkout other than `keep`: left by a run killed while it took them."""
-    folder = root / ".dvc" / "tmp"
-    found = sorted(folder.glob(PREFIX + "*")) if folder.is_dir() else []
+    found = sorted((root / DVC_TMP).glob(PREFIX + "*"))
     return [f for f in found if keep is None or f.resolve() != keep.resolve()]
 
 

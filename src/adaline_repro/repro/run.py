@@ -42,10 +42,8 @@ def prepare_store(root: Path) -> None:
 
 def repro(dvc_args: list[str], root: Path, say: Callable[[str], None]) -> int:
     """The whole command, holding the checkout; returns the failing stage's own exit code, not DVC's 255."""
-    wait = "--wait" in dvc_args
-    dvc_args = [a for a in dvc_args if a != "--wait"]
-    command = " ".join(["./pipeline repro", *dvc_args])
-    with run_lock.hold(root, command, wait=wait, say=_warn) as run:
+    wait, dvc_args = _wait(dvc_args)
+    with run_lock.hold(root, " ".join(["./pipeline repro", *dvc_args]), wait=wait, say=_warn) as run:
         return _repro(dvc_args, root, say, run)
 
 
@@ -76,7 +74,7 @@ def _repro(dvc_args: list[str], root: Path, say: Callable[[str], None], run: run
     try:
         code = dvc_main(["repro", *dvc_args])
     except BaseException:  # SIGTERM (SystemExit) while a stage runs: put the outputs back, then stop
-        run.put_back(_say_repro)
+        run.put_back()
         raise
     finally:
         logging.getLogger("dvc").removeHandler(failure)
@@ -98,20 +96,21 @@ def _repro(dvc_args: list[str], root: Path, say: Callable[[str], None], run: run
         if failure.code == EXIT_DIFFER:
             say_differ(root, _warn)
     else:
-        run.put_back(_say_repro)
+        run.put_back()
     if failure.code is not None and failure.code < 0:  # a stage killed by a signal: its runs may be RUNNING
-        run_lock.end_orphaned_runs(root, _say_repro)
+        run_lock.end_orphaned_runs(root, run.say)
     if written is not None:
         return EXIT_INPUT
     return failure.code if failure.code is not None and failure.code > 0 else code
 
 
+def _wait(args: list[str]) -> tuple[bool, list[str]]:
+    """Our --wait, taken out of what goes to DVC."""
+    return "--wait" in args, [a for a in args if a != "--wait"]
+
+
 def _warn(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
-
-
-def _say_repro(line: str) -> None:
-    _warn(f"repro: {line}")
 
 
 def say_differ(root: Path, say: Callable[[str], None]) -> None:
@@ -145,8 +144,7 @@ _NOT_THE_WORKSPACE = {"--run-all", "-h", "--help"}
 
 def dvc(dvc_args: list[str], root: Path) -> int:
     """Any dvc command, in this process, with DVC's own output handlers."""
-    wait = "--wait" in dvc_args
-    dvc_args = [a for a in dvc_args if a != "--wait"]
+    wait, dvc_args = _wait(dvc_args)
     words = tuple(a for a in dvc_args if not a.startswith("-"))
     writes = words[:1] in _WRITES_WORKSPACE or words[:2] in _WRITES_WORKSPACE
     if not writes or _NOT_THE_WORKSPACE & set(dvc_args):

@@ -36,16 +36,17 @@ from adaline_repro import processes
 from adaline_repro.errors import EXIT_BUSY, ReproError
 from adaline_repro.files import WriteError, atomic_write_text, json_text
 from adaline_repro.processes import ProcessId
+from adaline_repro.workspace import DVC_TMP
 
 if TYPE_CHECKING:
     from adaline_repro.repro.rollback import Snapshot
 
-LOCK = Path(".dvc") / "tmp" / "adaline-run.lock"
-RECORD = Path(".dvc") / "tmp" / "adaline-run.json"
+LOCK = DVC_TMP / "adaline-run.lock"
+RECORD = DVC_TMP / "adaline-run.json"
 # Where DVC itself notes a workspace `dvc exp run` (its PID, for the whole run) and the paths its running
 # stage reads and writes: what a bare `dvc`, which does not take this lock, leaves to be seen.
-_DVC_WORKSPACE_EXP = Path(".dvc") / "tmp" / "exps" / "run" / "workspace" / "workspace.json"
-_DVC_RWLOCK = Path(".dvc") / "tmp" / "rwlock"
+_DVC_WORKSPACE_EXP = DVC_TMP / "exps" / "run" / "workspace" / "workspace.json"
+_DVC_RWLOCK = DVC_TMP / "rwlock"
 _WAIT_POLL_S = 0.2
 ROLLED_BACK = "outputs and dvc.lock are as they were before this run"
 
@@ -80,9 +81,10 @@ class Record:
 class Run:
     """The holder's handle: it tells the record about the snapshot, so a later run knows what to do with it."""
 
-    def __init__(self, root: Path, record: Record) -> None:
+    def __init__(self, root: Path, record: Record, say: Callable[[str], None]) -> None:
         self.root = root
         self.record = record
+        self.say = say  # a line of this command's (`repro: ...`)
         self.snapshot: Snapshot | None = None  # taken and neither kept nor put back yet
 
     def took(self, snapshot: Snapshot) -> None:
@@ -99,7 +101,7 @@ class Run:
         rollback.discard(self.snapshot)
         self.snapshot = None
 
-    def put_back(self, say: Callable[[str], None]) -> None:
+    def put_back(self) -> None:
         """Restore the snapshot and say so; what a full disk keeps from being put back is said and left to
         the next run (the record keeps the snapshot)."""
         from adaline_repro.repro import rollback
@@ -107,11 +109,11 @@ class Run:
         assert self.snapshot is not None
         failed = rollback.restore(self.snapshot)
         if failed:
-            say(f"could not put back {rollback.summary(failed)}: missing, never half-written; the copies are kept in "
-                f"{self.record.snapshot}, and the next ./pipeline repro puts them back first")  # fmt: skip
+            self.say(f"could not put back {rollback.summary(failed)}: missing, never half-written; the copies are "
+                     f"kept in {self.record.snapshot}, and the next ./pipeline repro puts them back first")  # fmt: skip
             return
         self.snapshot = None
-        say(ROLLED_BACK)
+        self.say(ROLLED_BACK)
 
     def _write(self, **changes: object) -> None:
         self.record = replace(self.record, **changes)
@@ -122,10 +124,14 @@ class Run:
 def hold(root: Path, command: str, *, wait: bool, say: Callable[[str], None], rollback: bool = True) -> Iterator[Run]:
     """Hold the checkout for `command`, or raise CheckoutBusy; recover a dead run's leftovers first."""
     prefix = command.split()[1] if command.startswith("./pipeline ") else "pipeline"
+
+    def say_as_command(line: str) -> None:
+        say(f"{prefix}: {line}")
+
     (root / LOCK).parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        _acquire(root, fd, wait, say, prefix)
+        _acquire(root, fd, wait, say_as_command)
         previous = read_record(root)
         me = processes.current()
         if previous is not None and not previous.left and _alive(previous):
@@ -133,12 +139,12 @@ def hold(root: Path, command: str, *, wait: bool, say: Callable[[str], None], ro
             raise CheckoutBusy(_busy_message(previous))
         _refuse_if_bare_dvc_runs(root)
         if previous is not None:
-            recover(root, previous, lambda line: say(f"{prefix}: {line}"))
+            recover(root, previous, say_as_command)
         else:
             _remove_strays(root, None)
-        _clean_dvc_rwlock(root, lambda line: say(f"{prefix}: {line}"))
+        _clean_dvc_rwlock(root, say_as_command)
         run = Run(root, Record(command, str(me), os.uname().nodename, time.strftime("%Y-%m-%d %H:%M:%S"),
-                               rollback=rollback))  # fmt: skip
+                               rollback=rollback), say_as_command)  # fmt: skip
         _write_record(root, run.record)
         outer = os.environ.get(processes.RUN_ENV)
         os.environ[processes.RUN_ENV] = str(me)  # inherited by every process this run starts
@@ -201,7 +207,7 @@ def recover(root: Path, dead: Record, say: Callable[[str], None]) -> None:
     end_orphaned_runs(root, say)
 
 
-def _acquire(root: Path, fd: int, wait: bool, say: Callable[[str], None], prefix: str) -> None:
+def _acquire(root: Path, fd: int, wait: bool, say: Callable[[str], None]) -> None:
     waiting = False
     while True:
         try:
@@ -212,7 +218,7 @@ def _acquire(root: Path, fd: int, wait: bool, say: Callable[[str], None], prefix
             if not wait:
                 raise CheckoutBusy(_busy_message(holder)) from None
             if not waiting:
-                say(f"{prefix}: waiting for {holder.who() if holder else 'another run'} to finish (--wait)")
+                say(f"waiting for {holder.who() if holder else 'another run'} to finish (--wait)")
                 waiting = True
             time.sleep(_WAIT_POLL_S)
 
@@ -253,28 +259,28 @@ def _write_record(root: Path, record: Record) -> None:
 
 def _refuse_if_bare_dvc_runs(root: Path) -> None:
     """A `dvc exp run` or `dvc repro` started without ./pipeline holds no lock of ours; DVC's notes show it."""
-    for holder in _dvc_holders(root):
+    holder = _bare_dvc_holder(root)
+    if holder is not None:
         raise CheckoutBusy(f"this checkout is in use by {holder}; run again when it has finished")
 
 
-def _dvc_holders(root: Path) -> list[str]:
-    """DVC processes working in this checkout that did not come through ./pipeline. A PID counts only while
+def _bare_dvc_holder(root: Path) -> str | None:
+    """A DVC process working in this checkout that did not come through ./pipeline. A PID counts only while
     it still runs the command DVC recorded for it: DVC leaves the entries of killed processes behind."""
-    found = []
     try:
         pid = int(json.loads((root / _DVC_WORKSPACE_EXP).read_text(encoding="utf-8"))["pid"])
         if _runs(pid, ["exp", "run"]):
-            found.append(f"dvc exp run (PID {pid})")
+            return f"dvc exp run (PID {pid})"
     except (OSError, ValueError, KeyError, TypeError):
         pass
     try:
-        writers = json.loads((root / _DVC_RWLOCK).read_text(encoding="utf-8")).get("write", {}).values()
-        for info in writers:
-            if _runs(int(info["pid"]), str(info["cmd"]).split()[1:]):
-                found.append(f"dvc {' '.join(str(info['cmd']).split()[1:])} (PID {info['pid']})")
+        for info in json.loads((root / _DVC_RWLOCK).read_text(encoding="utf-8")).get("write", {}).values():
+            args = str(info["cmd"]).split()[1:]
+            if _runs(int(info["pid"]), args):
+                return f"dvc {' '.join(args)} (PID {info['pid']})"
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
-    return list(dict.fromkeys(found))
+    return None
 
 
 def _runs(pid: int, args: list[str]) -> bool:

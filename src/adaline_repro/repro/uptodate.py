@@ -15,8 +15,9 @@ import os
 from pathlib import Path
 
 from adaline_repro.files import atomic_write_text, safe_yaml
+from adaline_repro.workspace import DVC_TMP
 
-STAMP = Path(".dvc") / "tmp" / "adaline-uptodate.json"
+STAMP = DVC_TMP / "adaline-uptodate.json"
 # Besides what dvc.lock lists: what DVC reads to decide, and what says which packages run the stages.
 _ALWAYS = ("dvc.yaml", "dvc.lock", "params.yaml", ".dvc/config", ".dvc/config.local", ".dvcignore")
 
