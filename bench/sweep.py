@@ -81,6 +81,7 @@ def run(root: Path, env: Mapping[str, str], names: Sequence[str], jobs: int, tim
     quiet = {"cwd": root, "env": _with_dvc_on_path(env), "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     starter = subprocess.Popen([*_DVC, "queue", "start", "-j", str(jobs)], **quiet)
     wanted, last_status, ended = set(names), start, "timed out"
+    no_workers_seen = False
     try:
         while time.perf_counter() - start < timeout_s:
             if wanted <= _finished_refs(root):
@@ -92,9 +93,12 @@ def run(root: Path, env: Mapping[str, str], names: Sequence[str], jobs: int, tim
                 if "Failed" in {status.get(n) for n in wanted}:
                     ended = "one failed"  # a failed experiment never gets its ref
                     break
-                if "" in status:
-                    ended = "no workers left"  # nothing would move any more
+                # The last worker leaves as the queue drains, while its experiments are still being
+                # collected: only no workers at two checks in a row means nothing will move any more.
+                if "" in status and no_workers_seen:
+                    ended = "no workers left"
                     break
+                no_workers_seen = "" in status
             time.sleep(_POLL_S)
         took = time.perf_counter() - start
         status = queue_status(root, env)
