@@ -349,7 +349,7 @@ def bench_step(reps: int) -> dict:
     import single_script
 
     from adaline_repro import backends
-    from adaline_repro.train import shuffle_orders
+    from adaline_repro.stages.train import shuffle_orders
 
     x_train, _, y_train, _ = single_script.load()
     y = y_train.float()

@@ -17,11 +17,11 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from adaline_repro import fetch, prepare
 from adaline_repro.dataset import Table, read_table
 from adaline_repro.ops.worktree import copy_worktree
 from adaline_repro.params import Params, load_params
 from adaline_repro.paths import pipeline_paths
+from adaline_repro.stages import fetch, prepare
 
 REPO = Path(__file__).resolve().parents[1]
 PATHS = pipeline_paths(REPO)  # dvc.yaml's paths, their one home

@@ -21,25 +21,25 @@ say = partial(print, flush=True)  # flushed: whoever reads the pipe (a test, a t
 
 
 def _fetch(a: argparse.Namespace) -> int:
-    from adaline_repro import fetch
+    from adaline_repro.stages import fetch
 
     return fetch.stage(a.params, a.out, say)
 
 
 def _prepare(a: argparse.Namespace) -> int:
-    from adaline_repro import prepare
+    from adaline_repro.stages import prepare
 
     return prepare.stage(a.params, a.raw, a.train, a.test, a.scaler, say)
 
 
 def _train(a: argparse.Namespace) -> int:
-    from adaline_repro import train
+    from adaline_repro.stages import train
 
     return train.stage(a.params, a.backend, a.train, a.model, a.curve, a.steps, say)
 
 
 def _evaluate(a: argparse.Namespace) -> int:
-    from adaline_repro import evaluate
+    from adaline_repro.stages import evaluate
 
     return evaluate.stage(a.params, _dirs(a), a.train, a.test, say)
 
@@ -51,13 +51,13 @@ def _plot(a: argparse.Namespace) -> int:
 
 
 def _compare(a: argparse.Namespace) -> int:
-    from adaline_repro import compare
+    from adaline_repro.stages import compare
 
     return compare.stage(a.params, _dirs(a), a.report_json, a.report_md, _inputs(a), a.marker, say)
 
 
 def _track(a: argparse.Namespace) -> int:
-    from adaline_repro import track
+    from adaline_repro.stages import track
 
     return track.stage(a.params, _dirs(a), a.report, _inputs(a), a.marker, say)
 
@@ -130,10 +130,10 @@ def _dirs(a: argparse.Namespace):  # noqa: ANN202  (ResultDirs, imported with th
     return ResultDirs(a.models, a.curves, a.predictions, a.metrics, getattr(a, "steps", None))
 
 
-def _inputs(a: argparse.Namespace):  # noqa: ANN202  (track.Inputs)
-    from adaline_repro.track import Inputs
+def _inputs(a: argparse.Namespace):  # noqa: ANN202  (ExecutionInputs, imported with the stage that needs it)
+    from adaline_repro.results import ExecutionInputs
 
-    return Inputs(raw=a.raw, train=a.train, test=a.test, figure=a.figure)
+    return ExecutionInputs(raw=a.raw, train=a.train, test=a.test, figure=a.figure)
 
 
 # --- parser ---------------------------------------------------------------------------------------

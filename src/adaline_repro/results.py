@@ -52,6 +52,17 @@ class ResultDirs:
 
 
 @dataclass(frozen=True)
+class ExecutionInputs:
+    """The files an execution logs besides the backends' results (compare logs them when it fails, track
+    always)."""
+
+    raw: Path
+    train: Path
+    test: Path
+    figure: Path
+
+
+@dataclass(frozen=True)
 class Model:
     backend: str
     device: str

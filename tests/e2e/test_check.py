@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from adaline_repro import evaluate, train
 from adaline_repro.backends import BACKENDS
 from adaline_repro.errors import EXIT_DRIFT, EXIT_INPUT, EXIT_OK, EXIT_STALE
 from adaline_repro.ops import check
 from adaline_repro.params import load_params, replace
+from adaline_repro.stages import evaluate, train
 from tests.conftest import PATHS, make_clone, run_cmd
 
 

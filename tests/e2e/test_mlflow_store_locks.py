@@ -12,8 +12,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from adaline_repro import mlflow_store as tracking
-from adaline_repro.mlflow_store import TrackingError, log_execution
+from adaline_repro.tracking import store as tracking
+from adaline_repro.tracking.store import TrackingError, log_execution
 from tests.unit import test_mlflow_store as unit
 
 uri = unit.uri  # the same fixture: a fresh embedded store

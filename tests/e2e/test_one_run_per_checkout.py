@@ -20,7 +20,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from adaline_repro.repro import rollback, run_lock
+from adaline_repro.repro import rollback
+from adaline_repro.repro.run_record import RECORD
 from tests.conftest import Background, make_clone, output_hashes, run_cmd, stored_runs
 
 LR = {"A": "0.01", "B": "0.011"}
@@ -55,7 +56,7 @@ def _newest_execution(uri: str):
 
 def _settle(root: Path) -> None:
     """Nothing of a finished trial may be left: no run record, no snapshot."""
-    assert not (root / run_lock.RECORD).exists()
+    assert not (root / RECORD).exists()
     assert rollback.strays(root) == []
 
 
@@ -106,7 +107,7 @@ def test_a_second_run_always_refuses_and_the_first_always_completes_with_its_own
         first = Background(["./pipeline", "repro", "--force"], root, env)
         launched = time.monotonic()
         # "First" is the run that holds the checkout: the offset counts once its record exists.
-        while not (root / run_lock.RECORD).exists() or (
+        while not (root / RECORD).exists() or (
             time.monotonic() - launched < offset and not any(line.startswith(LAST_STAGE) for line in first.lines)
         ):
             assert first.proc.poll() is None, "\n".join(first.lines)
@@ -162,7 +163,7 @@ def test_after_kill_9_at_any_point_the_next_repro_recovers(tmp_path_factory, ref
         else:
             os.kill(run.pid, signal.SIGKILL)
         run.wait()
-        record_path = root / run_lock.RECORD
+        record_path = root / RECORD
         record = json.loads(record_path.read_text()) if record_path.exists() else None
 
         recovery = run_cmd(["./pipeline", "repro"], root, env)

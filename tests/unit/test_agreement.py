@@ -7,10 +7,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adaline_repro.agreement import compare_floats
 from adaline_repro.backends import BACKENDS
-from adaline_repro.compare import compare_floats
 from adaline_repro.params import replace
-from adaline_repro.train import train
+from adaline_repro.stages.train import train
 
 
 @settings(max_examples=40, deadline=None)  # 40 draws take ~15 s; a draw's time varies 30x with its size

@@ -81,7 +81,7 @@ def test_exit_codes_are_distinct_and_every_error_type_uses_one():
             yield sub
             yield from subclasses(sub)
 
-    import adaline_repro.ops.check, adaline_repro.ops.postgres, adaline_repro.track  # noqa: E401, F401, I001
+    import adaline_repro.ops.check, adaline_repro.ops.postgres, adaline_repro.tracking.execution  # noqa: E401, F401, I001
 
     for error_type in subclasses(ReproError):
         assert error_type.exit_code in codes.values(), error_type

@@ -13,7 +13,7 @@ from adaline_repro.backends.manual import ManualBackend
 from adaline_repro.backends.module import ModuleBackend
 from adaline_repro.params import CompareParams
 from adaline_repro.results import read_steps
-from adaline_repro.train import shuffle_orders, train, write_result
+from adaline_repro.stages.train import shuffle_orders, train, write_result
 
 REGISTERED = backends.get
 

@@ -1,61 +1,43 @@
-"""dvc.yaml: each stage depends on exactly the source modules it imports, and the light stages stay light."""
+"""dvc.yaml: each stage depends on exactly the source modules its real command imports (every Python process it
+starts, as DVC runs it), and the light stages stay light."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
+import shlex
+import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from adaline_repro.backends import BACKENDS
+from adaline_repro.ops.worktree import copy_worktree
 from adaline_repro.paths import pipeline_paths
-from adaline_repro.train import orders_digest, shuffle_orders
-from tests.conftest import REPO
+from adaline_repro.stages.train import orders_digest, shuffle_orders
+from tests.conftest import PATHS, REPO
 
-# What each stage's command runs, as code to import in a fresh interpreter.
-STAGE_CODE = {
-    "fetch": "import adaline_repro.fetch",
-    "prepare": "import adaline_repro.prepare",
-    # train@<backend> first checks that a tracking server answers (preflight), then trains that backend.
-    **{
-        f"train@{name}": "import adaline_repro.repro.preflight, adaline_repro.workspace, adaline_repro.train as t\n"
-        f"t.backends.get({name!r})"
-        for name in BACKENDS
-    },
-    "evaluate": "import adaline_repro.evaluate",
-    # track draws the figure in a second process (figures) while it imports MLflow (tracking).
-    "track": "import adaline_repro.track, adaline_repro.mlflow_store, adaline_repro.figures, adaline_repro.workspace",
-    # The passing path only: on a failure compare also logs, but a failing stage is never cached.
-    "compare": "import adaline_repro.compare",
-}
-# Package files that run no stage code: the top-level one applies the CPU pins (cpu_pins.py is the dep);
-# repro/ holds a docstring only.
-NOT_STAGE_CODE = {"src/adaline_repro/__init__.py", "src/adaline_repro/repro/__init__.py"}
+# Imported by every Python process at start-up, before it writes anything down: it records, when that
+# process exits, which modules of the package it loaded and which heavy third-party packages.
+_RECORDER = """
+import atexit, json, os, sys
 
+def _record():
+    # By the module's own name: `python -m adaline_repro` runs adaline_repro/__main__.py as __main__.
+    named = {getattr(getattr(m, "__spec__", None), "name", None) or k: m for k, m in list(sys.modules.items())}
+    mods = sorted(m.__file__ for k, m in named.items() if k.split(".")[0] == "adaline_repro"
+                  and getattr(m, "__file__", None))
+    heavy = [k for k in ("torch", "torch._dynamo", "mlflow", "sklearn", "pandas", "pydantic") if k in sys.modules]
+    out = os.path.join(os.environ["ADALINE_IMPORTS_OUT"], f"{os.getpid()}.json")
+    with open(out, "w") as f:
+        json.dump({"argv": sys.argv, "modules": mods, "heavy": heavy}, f)
 
-def _python(code: str) -> str:
-    """stdout of `code` run in a fresh interpreter that sees only src/ (what a stage process sees)."""
-    env = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"}
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True, env=env
-    ).stdout
-
-
-def _imported(code: str) -> tuple[set[str], set[str]]:
-    """(source files of adaline_repro imported, heavy third-party packages imported) by `code`."""
-    probe = (
-        f"{code}\nimport sys, json\n"
-        "mods = [m.__file__ for k, m in sys.modules.items() if k.startswith('adaline_repro') and m.__file__]\n"
-        "heavy = ('torch', 'mlflow', 'sklearn', 'pandas', 'pydantic')\n"
-        "print(json.dumps([mods, [k for k in heavy if k in sys.modules]]))"
-    )
-    files, heavy = json.loads(_python(probe))
-    return {str(Path(f).relative_to(REPO)) for f in files} - NOT_STAGE_CODE, set(heavy)
+atexit.register(_record)
+"""
 
 
 def _resolve(text: str) -> str:
@@ -71,20 +53,105 @@ def _stages() -> dict:
     for name, spec in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].items():
         deps = [_resolve(d) for d in spec["deps"]]
         if "matrix" not in spec:
-            stages[name] = {**spec, "deps": deps}
+            stages[name] = {**spec, "cmd": _resolve(spec["cmd"]), "deps": deps}
             continue
         assert spec["matrix"] == {"backend": "${train.backends}"}
         for backend in BACKENDS:
-            stages[f"{name}@{backend}"] = {**spec, "deps": [d.replace("${item.backend}", backend) for d in deps]}
+            stages[f"{name}@{backend}"] = {
+                **spec,
+                "cmd": _resolve(spec["cmd"]).replace("${item.backend}", backend),
+                "deps": [d.replace("${item.backend}", backend) for d in deps],
+            }
     return stages
 
 
-@pytest.mark.parametrize("stage", sorted(STAGE_CODE))
-def test_stage_depends_on_every_module_it_imports(stage):
-    """A change to any module a stage runs re-runs that stage, and nothing else is listed."""
+@dataclasses.dataclass(frozen=True)
+class Ran:
+    stdout: str
+    modules: set[str]  # source files of the package, relative to the checkout, over every process
+    heavy: set[str]  # heavy packages, over every process
+
+
+@pytest.fixture(scope="session")
+def checkout(tmp_path_factory, data_dir) -> tuple[Path, dict]:
+    """A copy of the repository with the committed results and the prepared data in place: every stage's
+    inputs, so each stage's command can run alone, in any order, and write the committed bytes again."""
+    root = copy_worktree(REPO, tmp_path_factory.mktemp("stages"))
+    made = {PATHS.raw: "raw.csv", PATHS.train: "train.csv", PATHS.test: "test.csv", PATHS.scaler: "scaler.json"}
+    for path, name in made.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(data_dir / name, root / path)
+    probe = tmp_path_factory.mktemp("probe")
+    (probe / "sitecustomize.py").write_text(_RECORDER)
+    env = {
+        **os.environ,
+        "ADALINE_VENV": str(REPO / ".venv"),
+        "PYTHONPATH": str(probe),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path_factory.mktemp('store')}/mlflow.db",
+    }
+    env.pop("DVC_ROOT", None)
+    return root, env
+
+
+@pytest.fixture(scope="session")
+def ran(checkout, tmp_path_factory):
+    """stage -> Ran, each stage's command run once per session however many tests look at it."""
+    found: dict[str, Ran] = {}
+
+    def get(stage: str) -> Ran:
+        if stage not in found:
+            found[stage] = _run(checkout, stage, tmp_path_factory.mktemp("imports"))
+        return found[stage]
+
+    return get
+
+
+def _run(checkout: tuple[Path, dict], stage: str, out: Path) -> Ran:
+    """The stage's command from dvc.yaml, as DVC runs it (through ./pipeline, in the checkout)."""
+    root, env = checkout
+    done = subprocess.run(shlex.split(_stages()[stage]["cmd"]), cwd=root, env={**env, "ADALINE_IMPORTS_OUT": str(out)},
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = [json.loads(p.read_text()) for p in out.glob("*.json")]
+    assert records, "no Python process ran"
+    modules = {str(Path(m).relative_to(root)) for r in records for m in r["modules"]}
+    return Ran(done.stdout, modules, {h for r in records for h in r["heavy"]})
+
+
+# What each stage may import beyond the standard library, numpy, msgspec and PyYAML: torch and MLflow cost
+# seconds per process, and torch.optim's first optimizer imports torch._dynamo (seconds more), which only
+# the module backend builds.
+_ALLOWED_HEAVY = {
+    "fetch": set(),
+    "prepare": set(),  # torch's split and statistics, replicated in numpy
+    **{f"train@{name}": {"torch", *({"torch._dynamo"} if name == "module" else set())} for name in BACKENDS},
+    "evaluate": set(),
+    "compare": set(),
+    "track": {"mlflow", "pandas", "pydantic"},  # MLflow's own imports
+}
+
+
+@pytest.mark.parametrize("stage", sorted(_ALLOWED_HEAVY))
+def test_a_stage_depends_on_exactly_the_modules_its_command_imports_and_nothing_heavy_it_does_not_need(ran, stage):
+    """A change to any module a stage's command runs re-runs that stage, nothing else is listed, and each
+    stage process imports only the heavy packages its stage uses (train@module alone pays for dynamo)."""
+    ran = ran(stage)
     deps = {d for d in _stages()[stage]["deps"] if d.startswith("src/")}
-    imported, _ = _imported(STAGE_CODE[stage])
-    assert deps == imported, f"{stage}: declared {sorted(deps)}, imports {sorted(imported)}"
+    assert deps == ran.modules, f"{stage}: declared {sorted(deps)}, imports {sorted(ran.modules)}"
+    if stage.startswith("train@"):  # exactly: the heavy imports are what a train stage is for
+        assert ran.heavy == _ALLOWED_HEAVY[stage], ran.heavy
+    else:
+        assert ran.heavy <= _ALLOWED_HEAVY[stage], ran.heavy
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_each_train_stage_draws_the_same_shuffles(ran, backend, params, data_dir):
+    """The shuffle orders each train stage prints are those every other backend's stage draws from train.seed."""
+    first = ran(f"train@{backend}").stdout.splitlines()[0]
+    n = len((data_dir / "train.csv").read_text().splitlines()) - 1
+    expected = orders_digest(shuffle_orders(n, params.train.epochs, params.train.seed))
+    assert first.startswith(f"train@{backend}: ")
+    assert first.endswith(f", shuffle orders {expected}")
 
 
 def test_the_committed_lock_records_exactly_each_stage_s_dependencies(params):
@@ -97,54 +164,5 @@ def test_the_committed_lock_records_exactly_each_stage_s_dependencies(params):
         assert {d["path"] for d in lock[name]["deps"]} == set(spec["deps"]), name
 
 
-def test_every_stage_is_covered():
-    assert set(_stages()) == set(STAGE_CODE)
-
-
-@pytest.mark.parametrize(
-    ("stage", "allowed"),
-    [
-        ("fetch", set()),
-        ("prepare", set()),  # torch's split and statistics, replicated in numpy
-        *((f"train@{name}", {"torch"}) for name in BACKENDS),
-        ("evaluate", set()),
-        ("compare", set()),
-        ("track", {"mlflow", "pandas", "pydantic"}),  # MLflow's own imports
-    ],
-)
-def test_stages_import_only_what_they_need(stage, allowed):
-    """Each stage is a fresh process and torch or mlflow cost seconds: only stages that use them import them."""
-    _, heavy = _imported(STAGE_CODE[stage])
-    assert heavy <= allowed
-
-
-# torch.optim's first optimizer imports torch._dynamo (seconds); only the module backend builds one.
-_NEEDS_DYNAMO = {"module"}
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_each_train_stage_pays_only_for_its_backend_and_draws_the_same_shuffles(backend, data_dir, params, tmp_path):
-    """The stage's own command in a fresh process: torch._dynamo is imported only where the backend needs it,
-    and the shuffle orders it prints are those every other backend's stage draws from train.seed."""
-    args = [
-        "train",
-        "--params",
-        str(REPO / "params.yaml"),
-        "--backend",
-        backend,
-        "--train",
-        str(data_dir / "train.csv"),
-    ]
-    args += ["--model", str(tmp_path / "model.json"), "--curve", str(tmp_path / "curve.csv")]
-    args += ["--steps", str(tmp_path / "steps.csv")]
-    code = (
-        "import sys\nfrom adaline_repro import cli\n"
-        f"assert cli.main({args!r}) == 0\n"
-        "print('dynamo', 'torch._dynamo' in sys.modules)"
-    )
-    out = _python(code).splitlines()
-    assert out[-1] == f"dynamo {backend in _NEEDS_DYNAMO}"
-    n = len((data_dir / "train.csv").read_text().splitlines()) - 1
-    expected = orders_digest(shuffle_orders(n, params.train.epochs, params.train.seed))
-    assert out[0].startswith(f"train@{backend}: ")
-    assert out[0].endswith(f", shuffle orders {expected}")
+def test_every_stage_is_checked():
+    assert set(_stages()) == set(_ALLOWED_HEAVY)

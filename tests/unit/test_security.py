@@ -42,7 +42,7 @@ def test_telemetry_is_off_in_every_process():
     entry = (REPO / "pipeline").read_text()
     for variable in ("DVC_NO_ANALYTICS=1", "MLFLOW_DISABLE_TELEMETRY=true", "DO_NOT_TRACK=true"):
         assert variable in entry
-    assert 'os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")' in (SRC / "mlflow_store.py").read_text()
+    assert 'os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")' in (SRC / "tracking" / "store.py").read_text()
     assert "analytics = false" in (REPO / ".dvc" / "config").read_text()
 
 

@@ -90,7 +90,7 @@ def fingerprint() -> dict[str, object]:
     import numpy as np
     import torch
 
-    from adaline_repro.train import determinism
+    from adaline_repro.stages.train import determinism
 
     cuda = torch.cuda.is_available()
     return {

@@ -76,7 +76,7 @@ def command(params_yaml: Path, host: str, port: int, say: Callable[[str], None])
     uri = tracking_uri()
 
     def find_links(base: str) -> Links:
-        from adaline_repro.mlflow_store import latest_execution
+        from adaline_repro.tracking.store import latest_execution
 
         latest = latest_execution(uri, experiment)
         if latest is None:

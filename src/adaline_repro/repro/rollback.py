@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adaline_repro.files import WriteError, atomic_write_text, json_text
-from adaline_repro.repro.uptodate import locked_paths
+from adaline_repro.lockfile import locked_paths
 from adaline_repro.workspace import DVC_TMP
 
 PREFIX = "adaline-rollback-"

@@ -21,7 +21,7 @@ def prepare_store(root: Path) -> None:
     parallel use); a marker that vouches for runs in another (or a deleted) store is removed, so DVC runs
     the track stage again."""
     from adaline_repro.paths import pipeline_paths
-    from adaline_repro.repro.preflight import check_tracking_store
+    from adaline_repro.tracking.reachable import check_tracking_store
     from adaline_repro.workspace import embedded_db, marker_uri_file, tracking_uri
 
     uri = tracking_uri(root)
@@ -35,7 +35,7 @@ def prepare_store(root: Path) -> None:
             marker.unlink(missing_ok=True)
             uri_file.unlink()
     if db is not None and not db.exists():
-        from adaline_repro.mlflow_store import init_store
+        from adaline_repro.tracking.store import init_store
 
         init_store(uri)
 
@@ -63,8 +63,8 @@ def _repro(dvc_args: list[str], root: Path, say: Callable[[str], None], run: run
     uptodate.forget(root)
     from dvc.cli import main as dvc_main  # in this process: one interpreter start-up fewer
 
+    from adaline_repro.dvc_internals import StageFailure
     from adaline_repro.repro import rollback
-    from adaline_repro.repro.dvc_failure import StageFailure
 
     logging.getLogger().handlers.clear()  # DVC prints through its own handlers, to stdout as usual
     failure = StageFailure()
@@ -98,7 +98,9 @@ def _repro(dvc_args: list[str], root: Path, say: Callable[[str], None], run: run
     else:
         run.put_back()
     if failure.code is not None and failure.code < 0:  # a stage killed by a signal: its runs may be RUNNING
-        run_lock.end_orphaned_runs(root, run.say)
+        from adaline_repro.tracking import orphans
+
+        orphans.mark_killed(root, run.say)
     if written is not None:
         return EXIT_INPUT
     return failure.code if failure.code is not None and failure.code > 0 else code
@@ -115,7 +117,7 @@ def _warn(line: str) -> None:
 
 def say_differ(root: Path, say: Callable[[str], None]) -> None:
     """The line `./pipeline repro` ends with when compare failed: what differs, from which step, and why."""
-    from adaline_repro.compare import failure_line
+    from adaline_repro.agreement import failure_line
     from adaline_repro.files import read_json
     from adaline_repro.paths import pipeline_paths
 

@@ -14,23 +14,13 @@ import json
 import os
 from pathlib import Path
 
-from adaline_repro.files import atomic_write_text, safe_yaml
+from adaline_repro.files import atomic_write_text
+from adaline_repro.lockfile import locked_paths
 from adaline_repro.workspace import DVC_TMP
 
 STAMP = DVC_TMP / "adaline-uptodate.json"
 # Besides what dvc.lock lists: what DVC reads to decide, and what says which packages run the stages.
 _ALWAYS = ("dvc.yaml", "dvc.lock", "params.yaml", ".dvc/config", ".dvc/config.local", ".dvcignore")
-
-
-def locked_paths(root: Path, sections: tuple[str, ...] = ("deps", "outs")) -> list[str]:
-    """Every dependency and/or output path of every stage dvc.lock records."""
-    lock_file = root / "dvc.lock"
-    lock = safe_yaml(lock_file.read_text(encoding="utf-8")) if lock_file.exists() else None
-    paths = set()
-    for stage in (lock or {}).get("stages", {}).values():
-        for section in sections:
-            paths.update(entry["path"] for entry in stage.get(section, []))
-    return sorted(paths)
 
 
 def _stat(path: Path) -> list[int] | None:

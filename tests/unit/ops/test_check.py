@@ -3,7 +3,7 @@ environment explains them and every value is within tolerance; anything else is 
 
 from __future__ import annotations
 
-from adaline_repro.compare import Difference, PairResult
+from adaline_repro.agreement import Difference, PairResult
 from adaline_repro.ops import check
 from adaline_repro.ops.byte_diff import FirstDifference
 from adaline_repro.ops.fingerprint import Difference as EnvDifference

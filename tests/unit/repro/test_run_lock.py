@@ -15,7 +15,9 @@ import pytest
 from adaline_repro import processes
 from adaline_repro.errors import EXIT_BUSY
 from adaline_repro.repro import rollback, run_lock
-from adaline_repro.repro.run_lock import CheckoutBusy, RecoveryFailed
+from adaline_repro.repro.recovery import RecoveryFailed
+from adaline_repro.repro.run_lock import CheckoutBusy
+from adaline_repro.repro.run_record import RECORD
 
 SRC = Path(__file__).resolve().parents[3] / "src"
 HOLDER = """
@@ -51,13 +53,13 @@ def _dead(**fields) -> dict:
 
 
 def _write(root: Path, record: dict) -> None:
-    (root / run_lock.RECORD).write_text(json.dumps(record))
+    (root / RECORD).write_text(json.dumps(record))
 
 
 def test_a_second_run_refuses_at_once_naming_the_first_and_touching_nothing(repo):
     holder = _holder(repo, 30)
     try:
-        record_before = (repo / run_lock.RECORD).read_text()
+        record_before = (repo / RECORD).read_text()
         started = time.monotonic()
         with pytest.raises(CheckoutBusy) as refused, run_lock.hold(repo, "./pipeline repro", wait=False, say=print):
             pytest.fail("the second run got the checkout")
@@ -66,7 +68,7 @@ def test_a_second_run_refuses_at_once_naming_the_first_and_touching_nothing(repo
         message = str(refused.value)
         assert message.startswith(f"this checkout is in use by ./pipeline repro --force (PID {holder.pid}, started ")
         assert "\n" not in message
-        assert (repo / run_lock.RECORD).read_text() == record_before
+        assert (repo / RECORD).read_text() == record_before
         assert rollback.strays(repo) == []
     finally:
         holder.kill()
@@ -82,7 +84,7 @@ def test_with_wait_a_second_run_queues_behind_the_first(repo):
     assert said == [
         f"repro: waiting for ./pipeline repro --force (PID {holder.pid}, started {_since(said)}) to finish (--wait)"
     ]
-    assert not (repo / run_lock.RECORD).exists()
+    assert not (repo / RECORD).exists()
 
 
 def _since(said: list[str]) -> str:
@@ -95,7 +97,7 @@ def test_the_holder_passes_its_identity_to_the_processes_it_starts_and_clears_it
                                capture_output=True, text=True, check=True)  # fmt: skip
         assert child.stdout.strip() == run.record.process == str(processes.current())
     assert processes.RUN_ENV not in os.environ
-    assert not (repo / run_lock.RECORD).exists()
+    assert not (repo / RECORD).exists()
 
 
 @pytest.mark.parametrize(
@@ -163,7 +165,7 @@ def test_a_snapshot_that_still_cannot_be_put_back_stops_the_run_and_stays(repo):
         run_lock.hold(repo, "./pipeline repro", wait=False, say=print),
     ):
         pytest.fail("ran although the dead run's outputs are not back")
-    assert json.loads((repo / run_lock.RECORD).read_text()) == record
+    assert json.loads((repo / RECORD).read_text()) == record
     assert rollback.load(repo, snapshot.folder) == snapshot
 
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from adaline_repro import train as train_mod
 from adaline_repro.backends import BACKENDS
 from adaline_repro.files import DataError, read_csv
 from adaline_repro.params import replace
 from adaline_repro.results import read_steps
-from adaline_repro.train import TrainError, shuffle_orders, train
+from adaline_repro.stages import train as train_mod
+from adaline_repro.stages.train import TrainError, shuffle_orders, train
 from tests.conftest import PATHS
 
 
@@ -173,7 +173,7 @@ def test_progress_bar_on_a_terminal(data_dir):
 
     code = (
         "from adaline_repro.dataset import read_table; from adaline_repro.params import load_params, replace;"
-        "from adaline_repro.train import train;"
+        "from adaline_repro.stages.train import train;"
         f"p = load_params({str(REPO / 'params.yaml')!r}).train; p = replace(p, epochs=2000);"
         f"train('manual', read_table({str(data_dir / 'train.csv')!r}), p)"
     )

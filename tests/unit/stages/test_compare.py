@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from adaline_repro import evaluate, figures
-from adaline_repro.compare import BackendOutputs, compare, failure_line, load_outputs
+from adaline_repro import figures
+from adaline_repro.agreement import BackendOutputs, compare, failure_line, load_outputs
 from adaline_repro.files import json_text, read_json
 from adaline_repro.params import CompareParams, replace
-from adaline_repro.train import shuffle_orders, train, write_result
+from adaline_repro.stages import evaluate
+from adaline_repro.stages.train import shuffle_orders, train, write_result
 from tests.conftest import PATHS, REPO, stored_runs
 
 

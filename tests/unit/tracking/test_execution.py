@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from adaline_repro.track import flat_params, source_tags
+from adaline_repro.tracking.execution import flat_params, source_tags
 from tests.conftest import REPO
 
 LOCK = """schema: '2.0'

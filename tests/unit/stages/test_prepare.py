@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from adaline_repro.files import read_csv, read_json
-from adaline_repro.prepare import PrepareError, select, split_and_standardize, torch_mean, torch_randperm, torch_std
+from adaline_repro.stages.prepare import (
+    PrepareError,
+    select,
+    split_and_standardize,
+    torch_mean,
+    torch_randperm,
+    torch_std,
+)
 
 
 def _lecture_split(raw_csv):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from adaline_repro.fetch import RAW_HEADER, FetchError, fetch, sklearn_iris_path
 from adaline_repro.files import sha256_file
 from adaline_repro.params import FetchParams
+from adaline_repro.stages.fetch import RAW_HEADER, FetchError, fetch, sklearn_iris_path
 
 
 def _uci_file(tmp_path: Path) -> Path:

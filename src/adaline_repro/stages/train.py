@@ -238,7 +238,7 @@ def stage(
 ) -> int:
     """The train stage of one backend (dvc.yaml has one per backend). A tracking server that does not
     answer fails it before minutes of training, not after them at the track stage."""
-    from adaline_repro.repro.preflight import check_tracking_store
+    from adaline_repro.tracking.reachable import check_tracking_store
     from adaline_repro.workspace import tracking_uri
 
     params = load_params(params_yaml)

@@ -8,10 +8,10 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from adaline_repro import mlflow_store as tracking
 from adaline_repro import processes
-from adaline_repro.mlflow_store import BackendRun, Dataset, Execution, TrackingError, log_execution
 from adaline_repro.processes import ProcessId
+from adaline_repro.tracking import store as tracking
+from adaline_repro.tracking.store import BackendRun, Dataset, Execution, TrackingError, log_execution
 from adaline_repro.workspace import checkout_id
 
 

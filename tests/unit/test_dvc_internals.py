@@ -1,5 +1,6 @@
-"""What made `dvc repro` fail, read from DVC's error record: the stage and its exit code, the file DVC
-itself could not write (named even when the OSError carries no file name), another DVC process's lock."""
+"""The DVC seam's readers on the exception chains DVC builds (the same types, raised here): the failing stage
+and its exit code, DVC's own failed write, another DVC process's lock; and its reading of `dvc status --json`.
+tests/e2e/test_dvc_internals.py has real DVC write every file and message."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dvc.exceptions import ReproductionError
 from dvc.lock import LockError
 from dvc.stage.exceptions import StageCmdFailedError
 
-from adaline_repro.repro.dvc_failure import StageFailure
+from adaline_repro.dvc_internals import StageFailure, stale_reasons
 
 
 def _report(exc: BaseException) -> StageFailure:
@@ -43,15 +44,9 @@ def test_the_stage_and_its_exit_code():
     assert (failure.stage, failure.code, failure.written, failure.busy) == ("prepare", 2, None, None)
 
 
-def test_a_full_disk_under_dvc_names_the_file_it_was_writing(tmp_path):
-    def dump(path: str) -> None:  # as DVC's own writers: the write fails after open, no file name attached
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    target = str(tmp_path / "cache" / "runs" / "x.tmp")
-    try:
-        dump(target)
-    except OSError as exc:
-        failure = _report(_chain(exc))
+def test_a_full_disk_under_dvc_names_the_file_when_the_error_carries_it(tmp_path):
+    target = tmp_path / "cache" / "runs" / "x.tmp"
+    failure = _report(_chain(OSError(errno.ENOSPC, "No space left on device", str(target))))
     assert failure.stage == "prepare"
     assert failure.written == f"{os.path.relpath(target)}: cannot write (No space left on device)"
 
@@ -74,3 +69,21 @@ def test_a_full_disk_under_dvc_with_no_file_to_name_names_the_stage():
 def test_other_os_errors_are_not_taken_for_a_full_disk(code):
     failure = _report(_chain(OSError(code, "other", "x")))
     assert failure.written is None
+
+
+def test_status_changes_are_one_line_each_and_outputs_do_not_count():
+    status = {
+        "train@manual": [
+            {"changed deps": {"params.yaml": {"train.epochs": "modified"},
+                              "src/adaline_repro/stages/train.py": "modified", "data/prepared/train.csv": "modified"}},
+            {"changed outs": {"models/manual.json": "modified"}},
+            {"changed command": True},
+        ],
+        "fetch": ["always changed"],
+    }  # fmt: skip
+    assert stale_reasons(status) == [
+        "fetch: always changed",
+        "train@manual: params.yaml train.epochs modified",
+        "train@manual: src/adaline_repro/stages/train.py modified",
+        "train@manual: command changed",
+    ]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adaline_repro import evaluate, train
 from adaline_repro.files import read_csv, read_json
+from adaline_repro.stages import evaluate, train
 from tests.conftest import PATHS
 
 

@@ -1,4 +1,5 @@
-"""Track stage: gathers one execution's params, curves, accuracies and verdict, and hands them to tracking.
+"""One execution as the tracking store gets it: its params, curves, accuracies and verdict gathered from the
+outputs on disk, logged once per store (the marker says which store already holds it).
 
 The verdict comes from reports/compare.json, which holds no tolerances: changing only the tolerances
 re-runs compare alone, and the store is logged to again only when the verdict itself changes.
@@ -10,23 +11,20 @@ import hashlib
 import importlib.metadata
 import os
 import subprocess
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from adaline_repro import divergence
-from adaline_repro.compare import difference_table
-from adaline_repro.errors import EXIT_OK, ReproError
+from adaline_repro.agreement import difference_table
 from adaline_repro.files import atomic_write_text, json_text, read_json, sha256_file
-from adaline_repro.params import Params, as_dict, load_params
-from adaline_repro.repro.uptodate import locked_paths
-from adaline_repro.results import ResultDirs, read_curve, read_model
+from adaline_repro.lockfile import locked_paths
+from adaline_repro.params import Params, as_dict
+from adaline_repro.results import ExecutionInputs, ResultDirs, read_curve, read_model
 from adaline_repro.workspace import marker_uri_file
 
 if TYPE_CHECKING:  # tracking imports mlflow (seconds): only the function that logs pays for it
-    from adaline_repro.mlflow_store import Execution
+    from adaline_repro.tracking.store import Execution
 
 
 def _git(root: Path, *args: str) -> str | None:
@@ -118,19 +116,11 @@ def marker_text(params: Params, dirs: ResultDirs, report: dict, raw_sha256: str)
     )
 
 
-@dataclass(frozen=True)
-class Inputs:
-    """The files an execution logs besides the backends' results."""
-
-    raw: Path
-    train: Path
-    test: Path
-    figure: Path
-
-
-def build_execution(params: Params, dirs: ResultDirs, inputs: Inputs, report: dict, raw_sha256: str) -> Execution:
+def build_execution(
+    params: Params, dirs: ResultDirs, inputs: ExecutionInputs, report: dict, raw_sha256: str
+) -> Execution:
     """The Execution to log, from the outputs on disk (tracking is imported here, not at module load)."""
-    from adaline_repro.mlflow_store import BackendRun, Dataset, Execution
+    from adaline_repro.tracking.store import BackendRun, Dataset, Execution
 
     metrics, tags = verdict(report)
     backends = []
@@ -174,7 +164,7 @@ class Logged:
     orphans_ended: int = 0  # runs a dead process of this checkout had left RUNNING, now KILLED
 
 
-def log(params: Params, dirs: ResultDirs, inputs: Inputs, report: dict, marker: Path) -> Logged:
+def log(params: Params, dirs: ResultDirs, inputs: ExecutionInputs, report: dict, marker: Path) -> Logged:
     """Log the execution unless the marker says this store already has it; then write the marker."""
     from adaline_repro.workspace import tracking_uri
 
@@ -189,7 +179,7 @@ def log(params: Params, dirs: ResultDirs, inputs: Inputs, report: dict, marker: 
         and uri_file.read_text(encoding="utf-8").strip() == uri
     ):
         return Logged(None)  # MLflow is not even imported
-    from adaline_repro.mlflow_store import end_orphaned_runs, log_execution
+    from adaline_repro.tracking.store import end_orphaned_runs, log_execution
 
     ended = end_orphaned_runs(uri)
     parent = log_execution(uri, build_execution(params, dirs, inputs, report, raw_sha256))
@@ -213,35 +203,3 @@ def logged_line(logged: Logged, params: Params, report: dict) -> str:
     if logged.orphans_ended:
         line += f"; marked {logged.orphans_ended} run(s) KILLED that a dead process of this checkout left RUNNING"
     return line
-
-
-def stage(
-    params_yaml: Path, dirs: ResultDirs, report_json: Path, inputs: Inputs, marker: Path, say: Callable[[str], None]
-) -> int:
-    """The track stage: draw the loss-curve figure and log the execution to the tracking store.
-
-    The figure is drawn in a second process while this one imports MLflow: a second or two each, and on
-    two cores they overlap. It must exist before the parent run's artifacts are logged.
-    """
-    params = load_params(params_yaml)
-    report = read_json(report_json)
-    plot = subprocess.Popen(
-        [sys.executable, "-m", "adaline_repro", "plot", "--params", str(params_yaml), "--curves", str(dirs.curves),
-         "--out", str(inputs.figure)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        import adaline_repro.mlflow_store  # noqa: F401  (the slow import this overlaps)
-    finally:
-        if plot.wait() != 0:
-            raise FigureError(f"track: drawing {inputs.figure} failed (see the error above)", plot.returncode)
-    say(logged_line(log(params, dirs, inputs, report, marker), params, report))
-    return EXIT_OK
-
-
-class FigureError(ReproError):
-    """The figure process failed; it printed its own error (or traceback) first, and its exit code is ours."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code

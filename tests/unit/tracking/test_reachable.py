@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from adaline_repro.repro.preflight import StoreUnreachable, check_tracking_store
+from adaline_repro.tracking.reachable import StoreUnreachable, check_tracking_store
 from tests.conftest import free_port
 
 HINT = "start it (./pipeline server) or unset MLFLOW_TRACKING_URI to log to the embedded store"

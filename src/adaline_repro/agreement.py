@@ -1,25 +1,20 @@
-"""Compare stage: every pair of backends must agree; floats within tolerance, predictions exactly. When
-they do not, divergence.py says from which update step and why."""
+"""Whether the backends agree: every pair, floats within tolerance, predictions and accuracies exactly, and
+the report of it (reports/compare.json and .md). When they do not, divergence.py says from which update step
+and why. The compare stage and the check both judge with this."""
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from adaline_repro import divergence
-from adaline_repro.errors import EXIT_DIFFER, EXIT_OK
-from adaline_repro.files import atomic_write_text, read_csv, read_json, write_json
-from adaline_repro.params import CompareParams, load_params
+from adaline_repro.files import read_csv, read_json
+from adaline_repro.params import CompareParams
 from adaline_repro.results import ResultDirs, Steps, parameter_names, read_curve, read_model, read_steps
-
-if TYPE_CHECKING:
-    from adaline_repro.track import Inputs
 
 FLOAT_QUANTITIES = ("train_mse", "weights", "steps")  # steps: the parameters after every update
 EXACT_QUANTITIES = ("predictions", "train_accuracy", "test_accuracy")
@@ -220,37 +215,6 @@ def load_outputs(backend: str, dirs: ResultDirs) -> BackendOutputs:
         metrics=read_json(dirs.metric(backend)),
         steps=read_steps(dirs.step(backend)),
     )
-
-
-def stage(
-    params_yaml: Path,
-    dirs: ResultDirs,
-    report_json: Path,
-    report_md: Path,
-    inputs: Inputs,
-    marker: Path,
-    say: Callable[[str], None],
-) -> int:
-    """The compare stage: write the reports; exit EXIT_DIFFER when the backends differ.
-
-    dvc repro stops at a failing stage, before track: the execution is logged here first, figure included,
-    so the difference can be inspected in MLflow. (A failing stage is never cached, so what this reads on
-    that path need not be its deps.)
-    """
-    params = load_params(params_yaml)
-    report = compare([load_outputs(b, dirs) for b in params.train.backends], params.compare)
-    summary = report.as_dict()
-    write_json(report_json, summary)
-    atomic_write_text(report_md, report.markdown())
-    say(report.markdown())
-    if report.passed:
-        return EXIT_OK
-    from adaline_repro import figures, track
-
-    figures.draw(params.train.backends, dirs.curves, inputs.figure, report.divergence)
-    say(track.logged_line(track.log(params, dirs, inputs, summary, marker), params, summary))
-    say(f"compare: FAILED: {failure_line(summary)}")
-    return EXIT_DIFFER
 
 
 def failure_line(report: dict) -> str:

@@ -1,0 +1,45 @@
+"""Compare stage: fail (exit EXIT_DIFFER, which stops `dvc repro`) when the backends differ, after logging
+the execution so the difference can be inspected in MLflow."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from adaline_repro.agreement import compare, failure_line, load_outputs
+from adaline_repro.errors import EXIT_DIFFER, EXIT_OK
+from adaline_repro.files import atomic_write_text, write_json
+from adaline_repro.params import load_params
+from adaline_repro.results import ExecutionInputs, ResultDirs
+
+
+def stage(
+    params_yaml: Path,
+    dirs: ResultDirs,
+    report_json: Path,
+    report_md: Path,
+    inputs: ExecutionInputs,
+    marker: Path,
+    say: Callable[[str], None],
+) -> int:
+    """The compare stage: write the reports; exit EXIT_DIFFER when the backends differ.
+
+    dvc repro stops at a failing stage, before track: the execution is logged here first, figure included,
+    so the difference can be inspected in MLflow. (A failing stage is never cached, so what this reads on
+    that path need not be its deps.)
+    """
+    params = load_params(params_yaml)
+    report = compare([load_outputs(b, dirs) for b in params.train.backends], params.compare)
+    summary = report.as_dict()
+    write_json(report_json, summary)
+    atomic_write_text(report_md, report.markdown())
+    say(report.markdown())
+    if report.passed:
+        return EXIT_OK
+    from adaline_repro import figures
+    from adaline_repro.tracking import execution
+
+    figures.draw(params.train.backends, dirs.curves, inputs.figure, report.divergence)
+    say(execution.logged_line(execution.log(params, dirs, inputs, summary, marker), params, summary))
+    say(f"compare: FAILED: {failure_line(summary)}")
+    return EXIT_DIFFER
