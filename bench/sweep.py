@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-_POLL_S = 0.5
-_STATUS_EVERY_S = 15.0  # `dvc queue status` costs a core-second: asked rarely, refs (milliseconds) often
+from adaline_repro import dvc_internals
+
+_POLL_S = 2.0  # each look reads the queue's broker files and every task's result
 _DVC = [sys.executable, "-m", "dvc"]  # this interpreter's DVC, whatever PATH holds
 
 
@@ -27,7 +28,7 @@ def _with_dvc_on_path(env: Mapping[str, str]) -> dict[str, str]:
 class QueueResult:
     status: dict[str, str]  # experiment name -> DVC's status (Success, Failed, Running, Queued)
     wall_s: float  # from `dvc queue start` until the last experiment finished
-    ended: str  # why the wait ended: "all succeeded", "one failed", "no workers left", "timed out"
+    ended: str  # why the wait ended: "all succeeded", "one failed", "timed out"
 
     @property
     def succeeded(self) -> list[str]:
@@ -49,59 +50,27 @@ def enqueue(root: Path, env: Mapping[str, str], experiments: Mapping[str, Sequen
         _dvc(root, env, "exp", "run", "--queue", "-n", name, *(f"-S{o}" for o in overrides))
 
 
-_NO_WORKERS = "Worker status: 0 active, 0 idle"
-
-
-def queue_status(root: Path, env: Mapping[str, str]) -> dict[str, str]:
-    """Name -> status from `dvc queue status` (its table: Task, Name, Created, Status); "no workers" under
-    the key "" when none is left (they died, or never started)."""
-    status = {}
-    out = _dvc(root, env, "queue", "status")
-    for line in out.splitlines():
-        fields = line.split()
-        if len(fields) >= 4 and fields[-1] in ("Success", "Failed", "Running", "Queued"):
-            status[fields[1]] = fields[-1]
-    if _NO_WORKERS in out:
-        status[""] = "no workers"
-    return status
-
-
-def _finished_refs(root: Path) -> set[str]:
-    """Names of the experiments that finished successfully: each gets a git ref refs/exps/.../<name>."""
-    refs = subprocess.run(
-        ["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=root, capture_output=True, text=True
-    ).stdout.split()
-    return {ref.rsplit("/", 1)[-1] for ref in refs}
-
-
 def run(root: Path, env: Mapping[str, str], names: Sequence[str], jobs: int, timeout_s: float) -> QueueResult:
-    """Start `jobs` workers on the queue and wait until every named experiment succeeded or one failed."""
+    """Start `jobs` workers on the queue and wait until every named experiment has reached a final state
+    (Success or Failed) by DVC's own account of each, or the time is up. Nothing is inferred from how many
+    workers are left: the last one leaves while the queue's final results are still being collected."""
     start = time.perf_counter()
     # Not waited on: the workers it leaves in the background would hold captured pipes open.
     quiet = {"cwd": root, "env": _with_dvc_on_path(env), "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     starter = subprocess.Popen([*_DVC, "queue", "start", "-j", str(jobs)], **quiet)
-    wanted, last_status, ended = set(names), start, "timed out"
-    no_workers_seen = False
+    ended = "timed out"
     try:
         while time.perf_counter() - start < timeout_s:
-            if wanted <= _finished_refs(root):
+            states = {dvc_internals.queue_status(root).get(n) for n in names}
+            if "Failed" in states:
+                ended = "one failed"
+                break
+            if states == {"Success"}:
                 ended = "all succeeded"
                 break
-            if time.perf_counter() - last_status > _STATUS_EVERY_S:
-                last_status = time.perf_counter()
-                status = queue_status(root, env)
-                if "Failed" in {status.get(n) for n in wanted}:
-                    ended = "one failed"  # a failed experiment never gets its ref
-                    break
-                # The last worker leaves as the queue drains, while its experiments are still being
-                # collected: only no workers at two checks in a row means nothing will move any more.
-                if "" in status and no_workers_seen:
-                    ended = "no workers left"
-                    break
-                no_workers_seen = "" in status
             time.sleep(_POLL_S)
         took = time.perf_counter() - start
-        status = queue_status(root, env)
+        status = dvc_internals.queue_status(root)
     finally:
         _stop_workers(root, env)
         try:
@@ -116,7 +85,7 @@ def _stop_workers(root: Path, env: Mapping[str, str], timeout_s: float = 120) ->
     winding down would make the next `dvc queue start` start none, then leave its queue unserved."""
     _dvc(root, env, "queue", "stop")
     deadline = time.perf_counter() + timeout_s
-    while time.perf_counter() < deadline and "" not in queue_status(root, env):
+    while time.perf_counter() < deadline and dvc_internals.queue_workers(root):
         time.sleep(1)
 
 

@@ -209,7 +209,11 @@ def _parser() -> argparse.ArgumentParser:
             "any dvc command with the venv on PATH (dvc push, dvc exp show, dvc queue start); those that "
             "write the workspace hold it like repro (--wait as for repro)",
         ),
-        ("test", "the whole test suite; --fast: the unit tier only (extra arguments go to pytest)"),
+        (
+            "test",
+            "the test suite, less the soak tier; --fast: the unit tier only; --soak: the soak tier only "
+            "(extra arguments go to pytest)",
+        ),
         ("bench", "benchmarks against a single script (extra arguments go to bench/bench.py)"),
     ):
         sub.add_parser(name, help=help_).add_argument("extra", nargs=argparse.REMAINDER)

@@ -6,13 +6,14 @@ Where DVC offers a structured source it is used instead of text: exception types
 the experiments queue's Python API (`dvc queue status` has no --json) and `dvc status --json`. What is left
 as files and text:
 
-- `.dvc/tmp/rwlock`: JSON `{"write": {path: {"pid", "cmd"}}, "read": {path: [{"pid", "cmd"}]}}`, the paths
-  each running DVC process holds, guarded by `.dvc/tmp/rwlock.lock` (dvc/rwlock.py). DVC drops dead
-  processes' entries only when they are in its way, and rewrites the file in place.
+- `.dvc/tmp/rwlock`: JSON `{"write": {path: {"pid", "cmd"}}, "read": {path: [{"pid", "cmd"}]}}`, the
+  absolute paths each running DVC process holds, its command as `<dvc's __main__.py> repro`, guarded by
+  `.dvc/tmp/rwlock.lock` (dvc/rwlock.py). DVC drops dead processes' entries only when they are in its
+  way, and rewrites the file in place.
 - `.dvc/tmp/exps/run/workspace/workspace.json`: the ExecutorInfo of a `dvc exp run` in the workspace, with
   the PID of the process running it (dvc/repo/experiments/queue/workspace.py).
 - Messages: ReproductionError's "failed to reproduce 'stage'", StageCmdFailedError's "exited with N" and
-  LockError's "'path' is busy, it is being blocked by: (PID n): cmd".
+  LockError's "'/absolute/path' is busy, it is being blocked by: (PID n): cmd".
 
 DVC's own reader for the rwlock (dvc.rwlock) costs 0.23 s to import, more than the no-op `./pipeline
 repro` itself, which checks the file on every start; so the format is read here with json alone.
@@ -51,10 +52,11 @@ def workspace_experiment_pid(root: Path) -> int | None:
 
 
 def rwlock_writers(root: Path) -> dict[str, tuple[int, str]]:
-    """Path -> (PID, command) of each path a DVC process holds for writing; {} when none or unreadable."""
+    """Path (relative to root) -> (PID, command) of each path a DVC process holds for writing; {} when none
+    or unreadable."""
     try:
         found = json.loads((root / RWLOCK).read_text(encoding="utf-8")).get("write", {})
-        return {path: (int(info["pid"]), str(info["cmd"])) for path, info in found.items()}
+        return {os.path.relpath(path, root): (int(info["pid"]), str(info["cmd"])) for path, info in found.items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
 
@@ -164,12 +166,22 @@ def _relative(path: str | os.PathLike) -> str:
 
 
 def busy_line(message: str) -> str:
-    """DVC's several-line `'path' is busy, it is being blocked by: (PID n): cmd ...` as one line."""
+    """DVC's several-line `'path' is busy, it is being blocked by: (PID n): cmd ...` as one line, the path
+    relative to the working directory and the command as `dvc <arguments>`."""
     path = re.search(r"'([^']+)' is busy", message)
     holders = re.findall(r"\(PID (\d+)\): (.+)", message)
     if not path or not holders:
         return "another DVC process holds this checkout's lock"
-    return f"{path.group(1)} is in use by " + ", ".join(f"{cmd.strip()} (PID {pid})" for pid, cmd in holders)
+    return f"{_relative(path.group(1))} is in use by " + ", ".join(
+        f"{_dvc_command(cmd)} (PID {pid})" for pid, cmd in holders
+    )
+
+
+def _dvc_command(cmd: str) -> str:
+    """DVC records its own sys.argv: `/venv/.../dvc/__main__.py repro` (or `/venv/bin/dvc repro`) reads as
+    `dvc repro`."""
+    program, _, args = cmd.strip().partition(" ")
+    return f"dvc {args}" if "dvc" in program else cmd.strip()
 
 
 # --- what `dvc status --json` says changed ---------------------------------------------------------------
@@ -207,3 +219,12 @@ def queue_status(root: Path) -> dict[str, str]:
 
     with Repo(str(root)) as repo:
         return {entry["name"]: entry["status"] for entry in repo.experiments.celery_queue.status() if entry["name"]}
+
+
+def queue_workers(root: Path) -> int:
+    """How many of the queue's workers answer (Celery's inspect, as `dvc queue status`'s last line counts
+    them): to wait for `dvc queue stop` to take effect, never to judge whether experiments finished."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return len(repo.experiments.celery_queue.worker_status())

@@ -49,48 +49,12 @@ def _replace_row(n: int, row: str) -> Callable[[str], str]:
 
 
 CASES = [
-    # --- params.yaml: refused before DVC starts
+    # --- params.yaml: refused before DVC starts. One bad value and one unreadable file: every message of
+    # params.py is pinned by tests/unit/test_params.py; what only this tier shows is that nothing runs.
     Case("lr negative", (("lr: 0.01", "lr: -0.01"),),
          message="error: params.yaml: train.lr: must be greater than 0 (got -0.01)"),
-    Case("lr infinite", (("lr: 0.01", "lr: .inf"),), message="error: params.yaml: train.lr: must be finite (got inf)"),
-    Case("lr NaN", (("lr: 0.01", "lr: .nan"),), message="error: params.yaml: train.lr: must be finite (got nan)"),
-    Case("lr text", (("lr: 0.01", "lr: fast"),),
-         message="error: params.yaml: train.lr: must be a number (got 'fast')"),
-    Case("epochs zero", (("epochs: 20", "epochs: 0"),),
-         message="error: params.yaml: train.epochs: must be at least 1 (got 0)"),
-    Case("epochs fractional", (("epochs: 20", "epochs: 2.5"),),
-         message="error: params.yaml: train.epochs: must be an integer (got 2.5)"),
-    Case("batch zero", (("batch_size: 10", "batch_size: 0"),),
-         message="error: params.yaml: train.batch_size: must be at least 1 (got 0)"),
-    Case("seed negative", (("  seed: 123                # shuffle", "  seed: -1                # shuffle"),),
-         message="error: params.yaml: train.seed: must be at least 0 (got -1)"),
-    Case("test fraction one", (("test_fraction: 0.3", "test_fraction: 1.0"),),
-         message="error: params.yaml: prepare.test_fraction: must be less than 1 (got 1.0)"),
-    Case("test fraction zero", (("test_fraction: 0.3", "test_fraction: 0"),),
-         message="error: params.yaml: prepare.test_fraction: must be greater than 0 (got 0.0)"),
-    Case("no backends", (("backends: [manual, autograd, module]", "backends: []"),),
-         message="error: params.yaml: train.backends: must not be empty (got [])"),
-    Case("backend twice", (("backends: [manual, autograd, module]", "backends: [manual, manual]"),),
-         message="error: params.yaml: train.backends: each backend may appear once, got ['manual', 'manual']"),
-    Case("unknown backend", (("backends: [manual, autograd, module]", "backends: [manual, jax]"),),
-         message="error: params.yaml: train.backends[1]: must be one of 'manual', 'autograd', 'module' (got 'jax')"),
-    Case("unknown device", (("device: cpu", "device: tpu"),),
-         message="error: params.yaml: train.device: must be one of 'cpu', 'cuda', 'auto' (got 'tpu')"),
-    Case("one class twice", (("classes: [versicolor, virginica]", "classes: [setosa, setosa]"),),
-         message="error: params.yaml: prepare.classes: the two entries must differ, got 'setosa' twice"),
-    Case("unknown class", (("classes: [versicolor, virginica]", "classes: [versicolor, daisy]"),),
-         message="error: params.yaml: prepare.classes[1]: must be one of 'setosa', 'versicolor', 'virginica' "
-         "(got 'daisy')"),
-    Case("feature twice", (("features: [sepal_width, petal_length]", "features: [sepal_width, sepal_width]"),),
-         message="error: params.yaml: prepare.features: the two entries must differ, got 'sepal_width' twice"),
-    Case("negative tolerance", (("atol: 1.0e-7", "atol: -1.0e-9"),),
-         message="error: params.yaml: compare.atol: must be at least 0 (got -1e-09)"),
-    Case("misspelt key", (("  lr: 0.01", "  learning_rate: 0.01"),),
-         message="error: params.yaml: train.learning_rate: unknown key (did you mean train.lr?)"),
     Case("YAML syntax", (("backends: [manual, autograd, module]", "backends: [manual, autograd"),),
          message="error: params.yaml: YAML syntax error at line 13, column 9: did not find expected ',' or ']'"),
-    Case("http source", (("source: sklearn", "source: url"), ('location: ""', 'location: "http://example.org/x"')),
-         message="error: params.yaml: fetch.location: must be an https:// URL when source is 'url'"),
     # --- data: found by a stage, rolled back
     Case("checksum mismatch", data=lambda text: text, env={"CASE_SHA": "wrong"},
          message="error: {data}: sha256 mismatch: expected fetch.sha256="

@@ -151,15 +151,16 @@ def test_ui_points_at_the_server(clone, server):
     assert set(linked) <= on_server
 
 
-def test_eight_queued_experiments_with_two_workers_log_once_each(clone, server):
-    """`dvc exp run --queue` x 8, `dvc queue start -j 2`: the workers run in DVC's temporary copies and
-    log to the server; every run once, FINISHED, all epochs; no error in any log."""
+def test_queued_experiments_on_two_workers_log_once_each(clone, server):
+    """`dvc exp run --queue` x 3, `dvc queue start -j 2`: two workers log to the server at once from DVC's
+    temporary copies; every run once, FINISHED, all epochs; no error in any log. (Eight against the
+    embedded store, whose creation is raced for: test_sweep.py.)"""
     root, env = clone
     env = {**env, "MLFLOW_TRACKING_URI": server.uri}
-    names = [f"server-seed-{seed}" for seed in range(300, 308)]
+    names = [f"server-seed-{seed}" for seed in range(300, 303)]
     sweep.enqueue(root, env, {name: [f"train.seed={name.rsplit('-', 1)[1]}"] for name in names})
     result = sweep.run(root, env, names, jobs=2, timeout_s=1200)
-    print(f"8 queued experiments against the server: {result.wall_s:.1f} s")
+    print(f"{len(names)} queued experiments against the server: {result.wall_s:.1f} s")
     assert result.succeeded == sorted(names), (result.ended, result.status)
     assert_each_experiment_logged_once(server.uri, names, BACKENDS, epochs=20)
     for name in names:

@@ -74,20 +74,6 @@ def test_compare_view_shows_the_backends_in_chromium(logged, tmp_path):
     assert not port_open(port), "the MLflow server outlived ./pipeline ui"
 
 
-def test_remote_tracking_uri_only_prints_links(logged):
-    """Against a tracking server, ./pipeline ui starts nothing and points the links at that server."""
-    root, env = logged
-    ui = Background(["./pipeline", "ui", "--port", str(port := free_port())], root, env)
-    try:
-        ui.wait_for("compare view: ", READY_TIMEOUT_S)
-        remote = {**env, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"}
-        done = run_cmd(["./pipeline", "ui", "--port", str(free_port())], root, remote)
-    finally:
-        ui.interrupt()
-    assert f"tracking server http://127.0.0.1:{port}: nothing to start" in done.stdout
-    assert f"compare view: http://127.0.0.1:{port}/#/compare-runs?runs=" in done.stdout
-
-
 def test_port_in_use_is_a_clear_error(logged):
     root, env = logged
     with socket.socket() as taken:

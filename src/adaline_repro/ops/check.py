@@ -171,6 +171,25 @@ def update_reference(repo: Path, paths: PipelinePaths, run: DeviceRun, env_now: 
     return changed
 
 
+def judge(
+    repo: Path,
+    run: DeviceRun,
+    reference: list[BackendOutputs],
+    env_diffs: list[Difference],
+    params: Params,
+    paths: PipelinePaths,
+) -> None:
+    """A fresh run's results (kept in run.results_root) against the committed ones in `repo`: what moved
+    beyond the tolerances, from which update step, which files have other bytes, whether anything explains
+    them, and so the outcome."""
+    run.drift = drift(reference, run.results, params.compare)
+    run.divergences = divergences(reference, run.results, ("committed", "fresh"), params.compare)
+    run.byte_differences = differing_files(repo, run.results_root, result_files(paths, repo, run.results_root))
+    run.lock_identical = all(d.file != "dvc.lock" for d in run.byte_differences)
+    run.explained_by = explanations(run.results[0].device, reference[0].device, env_diffs)
+    run.outcome = outcome(run.byte_differences, run.explained_by, run.drift)
+
+
 def scratch_env(scratch: Path, repo: Path, log_to_store: bool) -> dict[str, str]:
     from adaline_repro.workspace import tracking_uri
 
@@ -216,14 +235,7 @@ def run_check(
                 say(f"check: running the pipeline from scratch on {device} in {scratch}")
                 run = run_device(scratch, device, env, params, paths)
                 if run.results:
-                    run.drift = drift(reference, run.results, params.compare)
-                    run.divergences = divergences(reference, run.results, ("committed", "fresh"), params.compare)
-                    run.byte_differences = differing_files(
-                        repo, run.results_root, result_files(paths, repo, run.results_root)
-                    )
-                    run.lock_identical = all(d.file != "dvc.lock" for d in run.byte_differences)
-                    run.explained_by = explanations(run.results[0].device, reference[0].device, env_diffs)
-                    run.outcome = outcome(run.byte_differences, run.explained_by, run.drift)
+                    judge(repo, run, reference, env_diffs, params, paths)
                 runs.append(run)
             if len(runs) == 2 and all(r.results for r in runs):
                 cross = drift(runs[0].results, runs[1].results, params.compare)

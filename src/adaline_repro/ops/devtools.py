@@ -14,19 +14,22 @@ FAST_TIER = "tests/unit"
 
 
 def test(pytest_args: list[str]) -> int:
-    """`./pipeline test [--fast] [pytest args]`: the whole suite, or only the unit tier with `--fast`.
+    """`./pipeline test [--fast | --soak] [pytest args]`: the suite less the soak tier; `--fast`: only the unit
+    tier; `--soak`: only the soak tier (randomized trials repeated many times, nightly in GitHub Actions).
 
-    Both run in parallel (pytest-xdist, one worker per core, at most 4): every end-to-end test works in its
-    own temporary clone, store and ports. `-n N` overrides the number of workers (`-n 0`: none).
+    All run in parallel (pytest-xdist, one worker per core, at most 4): every end-to-end test works in its
+    own temporary clone, store and ports. `-n N` overrides the number of workers (`-n 0`: none); `-m`
+    replaces the tier's selection.
     """
     args = list(pytest_args)
-    fast = "--fast" in args
-    if fast:
-        args.remove("--fast")
+    tier = next((a for a in args if a in ("--fast", "--soak")), None)
+    args = [a for a in args if a not in ("--fast", "--soak")]
     if not any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in args):
         workers = max(1, min(4, len(os.sched_getaffinity(0))))
         args = ["-n", str(workers), *args]
-    return subprocess.call([sys.executable, "-m", "pytest", *args, *([FAST_TIER] if fast else [])])
+    if "-m" not in args:
+        args += ["-m", "soak" if tier == "--soak" else "not soak"]
+    return subprocess.call([sys.executable, "-m", "pytest", *args, *([FAST_TIER] if tier == "--fast" else [])])
 
 
 def lint() -> int:
