@@ -18,7 +18,8 @@ def test_queued_experiments_on_two_workers_log_once_each_to_the_embedded_store(t
     sweep.enqueue(root, env, {name: [f"train.seed={name.rsplit('-', 1)[1]}"] for name in names})
     result = sweep.run(root, env, names, jobs=2, timeout_s=1200)
     print(f"{len(names)} queued experiments against the embedded store: {result.wall_s:.1f} s")
-    assert result.succeeded == sorted(names), (result.ended, result.status)
+    failed = {n: sweep.logs(root, env, n)[-3000:] for n, s in result.status.items() if s == "Failed"}
+    assert result.succeeded == sorted(names), (result.ended, result.status, failed)
     assert_each_experiment_logged_once(f"sqlite:///{root}/mlflow.db", names, ("manual", "autograd", "module"), 20)
     assert not list((root / ".dvc" / "tmp" / "exps").rglob("mlflow.db")), "a queued copy made a store of its own"
     for name in names:
