@@ -143,6 +143,27 @@ def _dataset_input(dataset: Dataset) -> DatasetInput:
     return DatasetInput(meta._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", dataset.context)])
 
 
+# MLflow creates a dataset row on first use by a look-up then an insert, not atomically: two executions that
+# log the same data at once (queued experiments share the prepared data) race, and the loser's insert breaks
+# the datasets table's unique key. Its transaction is rolled back whole, so logging again finds the row.
+# SQLite names the key's columns; PostgreSQL (behind a server) the key, dataset_pk.
+_DATASET_RACE = ("datasets.experiment_id, datasets.name, datasets.digest", '"dataset_pk"')
+_DATASET_ATTEMPTS = 3
+
+
+def log_inputs(c: mlflow.MlflowClient, run_id: str, inputs: list[DatasetInput]) -> None:
+    """`log_inputs`, again when another process created one of the datasets between MLflow's look-up and
+    its insert (a unique-key failure of the datasets table, through SQLAlchemy or a tracking server)."""
+    for attempt in range(1, _DATASET_ATTEMPTS + 1):
+        try:
+            c.log_inputs(run_id, datasets=inputs)
+            return
+        except (sqlalchemy.exc.IntegrityError, mlflow.exceptions.MlflowException) as exc:
+            if attempt == _DATASET_ATTEMPTS or not any(key in str(exc) for key in _DATASET_RACE):
+                raise
+            log.info("dataset created meanwhile by another process; logging the inputs of %s again", run_id)
+
+
 def log_execution(uri: str, execution: Execution) -> str:
     """Log the parent and one child per backend; every run ends FINISHED, or FAILED/KILLED on error.
 
@@ -197,7 +218,7 @@ def log_execution(uri: str, execution: Execution) -> str:
             metrics += [Metric(k, v, now, 0) for k, v in sorted(backend.metrics.items()) if k != "train_mse"]
             params = {**execution.params, "backend": backend.backend}
             c.log_batch(child.info.run_id, metrics=metrics, params=[Param(k, v) for k, v in sorted(params.items())])
-            c.log_inputs(child.info.run_id, datasets=inputs)
+            log_inputs(c, child.info.run_id, inputs)
             for name, path in sorted(backend.artifacts.items()):
                 c.log_text(child.info.run_id, path.read_text(encoding="utf-8"), name)
             c.set_terminated(child.info.run_id, RunStatus.to_string(RunStatus.FINISHED))

@@ -181,3 +181,47 @@ def test_looking_for_orphaned_runs_in_a_new_embedded_store_creates_it_under_its_
     assert tracking.end_orphaned_runs(f"sqlite:///{db}") == 0
     assert db.exists()
     assert db.with_name("mlflow.db.lock").exists()
+
+
+def test_a_dataset_another_process_created_meanwhile_is_logged_again_not_failed(tmp_path, uri):
+    """Two executions log the same data at once (queued experiments share the prepared data). The race
+    MLflow leaves open, forced here on the real SQLite store through SQLAlchemy's event API: one logger looks
+    the dataset up, finds none, and only inserts it after the other has created it. It logs its inputs again
+    (and finds the row) instead of failing on the datasets table's key."""
+    import threading
+
+    import sqlalchemy
+
+    from adaline_repro.tracking.store import _dataset_input
+
+    log_execution(uri, _execution(tmp_path))  # the store and the experiment exist
+    c = tracking.client(uri)
+    experiment = c.get_experiment_by_name("exp").experiment_id
+    first, second = (c.create_run(experiment).info.run_id for _ in range(2))
+    data = tmp_path / "train.csv"
+    inputs = [_dataset_input(Dataset("iris-new", data, "fresh1", "training"))]
+    engine = c._tracking_client.store.engine
+    looked_up, created = threading.Event(), threading.Event()
+    waiting = threading.get_ident()  # the thread held between its look-up and its insert
+
+    def hold_after_the_look_up(conn, cursor, statement, *args) -> None:
+        if (
+            threading.get_ident() == waiting
+            and statement.lstrip().startswith("SELECT")
+            and "FROM datasets" in statement
+        ):
+            looked_up.set()
+            assert created.wait(30)
+
+    sqlalchemy.event.listen(engine, "after_cursor_execute", hold_after_the_look_up)
+    try:
+        other = threading.Thread(target=lambda: (looked_up.wait(30), tracking.log_inputs(c, second, inputs),
+                                                 created.set()))  # fmt: skip
+        other.start()
+        tracking.log_inputs(c, first, inputs)
+        other.join(30)
+    finally:
+        sqlalchemy.event.remove(engine, "after_cursor_execute", hold_after_the_look_up)
+    assert created.is_set()
+    for run_id in (first, second):
+        assert [d.dataset.name for d in c.get_run(run_id).inputs.dataset_inputs] == ["iris-new"]
