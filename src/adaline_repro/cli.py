@@ -218,7 +218,9 @@ def _parser() -> argparse.ArgumentParser:
     ):
         sub.add_parser(name, help=help_).add_argument("extra", nargs=argparse.REMAINDER)
     sub.add_parser("lint", help="ruff check and ruff format --check (src, tests, bench)").set_defaults(func=_lint)
-    sub.add_parser("lock", help="regenerate requirements.lock from requirements.in").set_defaults(func=_lock)
+    sub.add_parser(
+        "lock", help="regenerate requirements.lock and requirements-dev.lock (with hashes) from their .in files"
+    ).set_defaults(func=_lock)
     return parser
 
 
