@@ -3,6 +3,9 @@
 Run with `./pipeline bench [--reps N] [--only cold,noop,...]`. Each scenario works in a scratch copy of
 the repository with its own MLflow store; results go to stdout and bench/results.json. Never a timed
 assertion: these are measurements to read, not tests.
+
+Over 300 lines on purpose: one function per scenario, each standing alone, and `main` choosing among them;
+what they share is in harness.py.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import statistics
@@ -26,82 +28,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO)]
 
 from bench import sweep  # noqa: E402
+from bench.harness import Workspace, baseline_workspace, interleave, ratio, summary  # noqa: E402
 
 from adaline_repro import cpu_pins  # noqa: E402
 from adaline_repro.ops.postgres import free_port  # noqa: E402
-from adaline_repro.ops.worktree import copy_worktree  # noqa: E402
 
 SCRIPT = REPO / "bench" / "single_script.py"
 SCENARIOS = (
     "cold", "noop", "incremental", "epochs", "sweep", "server", "step", "memory", "pins", "backend", "record"
 )  # fmt: skip
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    """Median and range of a list of timings."""
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
-
-
-def ratio(a: list[float], b: list[float]) -> dict[str, float]:
-    """Per-pair ratios a_i / b_i of interleaved runs, summarized."""
-    return summary([x / y for x, y in zip(a, b, strict=True)])
-
-
-class Workspace:
-    """A scratch copy with the repository's venv, its own store, data in place."""
-
-    def __init__(self, source: Path = REPO) -> None:
-        self.root = copy_worktree(source, Path(tempfile.mkdtemp(prefix="adaline-bench-")))
-        venv = Path(os.environ.get("ADALINE_VENV", REPO / ".venv"))
-        self.env = {
-            **os.environ,
-            "ADALINE_VENV": str(venv),
-            "PATH": f"{venv / 'bin'}:{os.environ['PATH']}",
-            "MLFLOW_TRACKING_URI": f"sqlite:///{self.root}/mlflow.db",
-            "DVC_NO_ANALYTICS": "1",
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-        }
-        self.env.pop("DVC_ROOT", None)
-        self.run(["./pipeline", "repro"])  # store created, data fetched, everything up to date
-
-    def run(self, cmd: list[str], dvc_root: bool = False, env: dict | None = None) -> float:
-        """Seconds `cmd` took in the workspace; with dvc_root, in the environment DVC gives stage commands."""
-        env = env or self.env
-        env = {**env, "DVC_ROOT": str(self.root)} if dvc_root else env
-        start = time.perf_counter()
-        done = subprocess.run(cmd, cwd=self.root, env=env, capture_output=True, text=True)
-        took = time.perf_counter() - start
-        if done.returncode != 0:
-            raise RuntimeError(f"{cmd} exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-        return took
-
-    def set_param(self, key: str, value: str) -> None:
-        """Rewrite one `key: value` line of params.yaml (keys are unique in this file)."""
-        path = self.root / "params.yaml"
-        text, count = re.subn(rf"(?m)^(\s+{key}:\s*)\S+", rf"\g<1>{value}", path.read_text())
-        assert count == 1, key
-        path.write_text(text)
-
-    def close(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-def interleave(reps: int, **runs: Callable[[], float]) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(reps):
-        for name, run in runs.items():
-            times[name].append(run())
-    return times
-
-
-def baseline_workspace(rev: str) -> Workspace:
-    """A workspace of the repository as it was at `rev` (a commit, branch or tag), with this venv."""
-    source = Path(tempfile.mkdtemp(prefix="adaline-bench-baseline-"))
-    subprocess.run(["git", "worktree", "add", "-q", "--detach", str(source), rev], cwd=REPO, check=True)
-    try:
-        return Workspace(source)
-    finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(source)], cwd=REPO, check=True)
 
 
 def bench_cold(ws: Workspace, reps: int, baseline: Workspace | None = None) -> dict:

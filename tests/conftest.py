@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import signal
@@ -84,7 +85,9 @@ def edited(path: Path, old: str, new: str) -> Iterator[None]:
         path.write_text(original)
 
 
-OUTPUT_FOLDERS = ("data", "models", "plots", "predictions", "metrics", "reports", ".tracking")
+# The top-level folders of every path dvc.yaml names (its `paths`, their one home): data, models, plots,
+# predictions, metrics, steps, reports, .tracking.
+OUTPUT_FOLDERS = tuple(sorted({Path(path).parts[0] for path in dataclasses.asdict(PATHS).values()}))
 
 
 def output_hashes(root: Path) -> dict[str, str]:

@@ -1,5 +1,5 @@
-"""The GitHub workflows: valid against GitHub's schema, clean under zizmor, hardened alike; the check runs
-nightly and the tests on every push and pull request."""
+"""The GitHub workflows: valid against GitHub's schema, clean under zizmor, hardened alike; the check and the
+soak tier run nightly, the tests on every push and pull request, each tier once."""
 
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ from tests.conftest import REPO
 WORKFLOWS = REPO / ".github" / "workflows"
 WORKFLOW = WORKFLOWS / "reproducibility.yml"
 TESTS = WORKFLOWS / "tests.yml"
+SOAK = WORKFLOWS / "soak.yml"
 BIN = Path(sys.executable).parent
 ALL = sorted(WORKFLOWS.glob("*.yml"))
 
 
-def test_both_workflows_exist():
-    assert [w.name for w in ALL] == ["reproducibility.yml", "tests.yml"]
+def test_the_three_workflows_exist():
+    assert [w.name for w in ALL] == ["reproducibility.yml", "soak.yml", "tests.yml"]
 
 
 @pytest.mark.parametrize("workflow", ALL, ids=lambda w: w.name)
@@ -56,15 +57,22 @@ def test_hardening_read_only_pinned_no_persisted_credentials(workflow):
                 assert step["with"]["persist-credentials"] is False
 
 
-def test_tests_workflow_runs_lint_the_fast_tier_and_the_whole_suite_on_pushes_and_pull_requests():
+def test_tests_workflow_runs_lint_then_each_tier_once_on_pushes_and_pull_requests():
+    """The unit tier in the fast job, the end-to-end tier after it: nothing runs twice."""
     flow = yaml.safe_load(TESTS.read_text())
     triggers = flow.get("on", flow.get(True))
     assert {"pull_request", "push"} <= set(triggers)
     runs = {name: [s.get("run", "") for s in job["steps"]] for name, job in flow["jobs"].items()}
     assert "./pipeline lint" in runs["lint"]
     assert "./pipeline test --fast" in runs["fast"]
-    assert "./pipeline test" in runs["full"]
+    assert "./pipeline test tests/e2e" in runs["full"]
     assert any("system-packages" in r for r in runs["full"])
+
+
+def test_the_soak_tier_runs_nightly_and_by_hand():
+    flow = yaml.safe_load(SOAK.read_text())
+    assert set(flow.get("on", flow.get(True))) == {"schedule", "workflow_dispatch"}
+    assert [s.get("run") for s in flow["jobs"]["soak"]["steps"]][-1] == "./pipeline test --soak"
 
 
 def test_triggers_permissions_and_pins():

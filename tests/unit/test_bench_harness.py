@@ -1,13 +1,13 @@
-"""The benchmark harness's arithmetic (bench/bench.py)."""
+"""The benchmark harness's arithmetic (bench/harness.py), and `./pipeline bench` starting it."""
 
 from __future__ import annotations
 
-from bench import bench
+from bench import harness
 
 
 def test_ratios_pair_interleaved_runs():
     """Ratios are taken run by run (A_i / B_i), so drift of the machine over time cancels."""
-    r = bench.ratio([2.0, 4.0, 3.0], [1.0, 2.0, 3.0])
+    r = harness.ratio([2.0, 4.0, 3.0], [1.0, 2.0, 3.0])
     assert r == {"median": 2.0, "min": 1.0, "max": 2.0, "n": 3}
 
 
