@@ -15,7 +15,7 @@ from pathlib import Path
 
 from adaline_repro.errors import InputError
 
-_START_TIMEOUT_S = 180  # mlflow server takes ~30 s to answer on a 2-core machine
+_START_TIMEOUT_S = 180  # mlflow server takes tens of seconds to answer on a loaded 2-core machine
 _STOP_TIMEOUT_S = 15
 
 
