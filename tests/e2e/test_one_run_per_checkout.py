@@ -4,7 +4,6 @@ randomized trials (20 concurrency, 10 kill) are the soak tier: test_one_run_per_
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,7 +11,6 @@ import time
 
 import mlflow
 
-from adaline_repro.repro.run_record import RECORD
 from tests.conftest import Background, make_clone, run_cmd, stored_runs
 from tests.e2e import trials
 
@@ -31,31 +29,13 @@ def test_a_second_run_refuses_at_once_and_the_first_completes_with_its_own_bytes
     naming the first and exit 7; the first completes with exactly the bytes of an undisturbed run, vouched
     by dvc.lock and logged."""
     root, env, references = trials.ready_clone(tmp_path_factory, reference_b)
-    uri = env["MLFLOW_TRACKING_URI"]
     for trial, (second, stage_line) in enumerate(CONCURRENT):
         which = "B" if trial % 2 == 0 else "A"
         trials.set_lr(root, which)
         first = Background(["./pipeline", "repro", "--force"], root, env)
         first.wait_for(stage_line, 300)
-        asked = time.monotonic()
-        refused = run_cmd(second, root, env, check=False)
-        answered_s = time.monotonic() - asked
-        code = first.proc.wait(timeout=600)
-        print(f"concurrency: {' '.join(second)} at {stage_line!r} -> exit {refused.returncode} in {answered_s:.2f} s")
-        lines = (refused.stdout + refused.stderr).strip().splitlines()
-        assert refused.returncode == 7, lines
-        assert len(lines) == 1, lines
-        assert lines[0].startswith(
-            f"error: this checkout is in use by ./pipeline repro --force (PID {first.proc.pid}, started "
-        ), lines
-        assert answered_s < 5
-        assert code == 0, "\n".join(first.lines)
-        assert trials.results(root) == references[which], f"{second}: not the bytes of an undisturbed run"
-        assert trials.dvc_status_clean(root, env)
-        newest = trials.newest_execution(uri)
-        assert newest.info.status == "FINISHED"
-        assert newest.data.params["train.lr"] == trials.LR[which]
-        trials.settled(root)
+        code, answered_s = trials.second_refused_first_completes(root, env, references, which, first, second)
+        print(f"concurrency: {' '.join(second)} at {stage_line!r} -> exit {code} in {answered_s:.2f} s")
 
 
 # (when, whole process group): killed before it writes its record (nothing to recover), while a backend
@@ -83,15 +63,8 @@ def test_after_kill_9_at_each_point_the_next_repro_recovers(tmp_path_factory, re
             background.wait_for(stage_line, 300)
             time.sleep(0.3)  # into the stage: its process has started
         assert run.poll() is None, f"{point}: the run ended before it was killed"
-        if whole_group:
-            os.killpg(run.pid, signal.SIGKILL)
-        else:
-            os.kill(run.pid, signal.SIGKILL)
-        run.wait()
-        record = json.loads((root / RECORD).read_text()) if (root / RECORD).exists() else None
-
-        recovery = run_cmd(["./pipeline", "repro"], root, env)
-        said = [line for line in recovery.stderr.splitlines() if line.startswith("repro: the previous run")]
+        record = trials.kill_9(root, run, whole_group)
+        recovery, said = trials.recover(root, env)
         print(f"kill: {point}: state {record and record['state']!r}: {said}")
         if stage_line is None:
             assert record is None, f"{point}: the record was already written"
@@ -113,8 +86,7 @@ def test_runs_a_killed_run_left_running_are_marked_killed_by_the_next_run(tmp_pa
     RUNNING. The next `./pipeline repro` marks exactly those KILLED and says how many; a RUNNING run of
     another checkout in the same store is left alone."""
     root, env, references = trials.ready_clone(tmp_path_factory, reference_b)
-    uri = env["MLFLOW_TRACKING_URI"]
-    client = mlflow.MlflowClient(uri)
+    client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
     other = client.create_run(
         client.get_experiment_by_name("adaline-backends").experiment_id,
         tags={"adaline.checkout": "elsewhere:/srv/adaline", "adaline.process": "1:1.00"},

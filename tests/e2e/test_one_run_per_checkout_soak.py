@@ -5,16 +5,13 @@ trials of each case run in every `./pipeline test`: test_one_run_per_checkout.py
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import signal
 import time
 
 import pytest
 
 from adaline_repro.repro.run_record import RECORD
-from tests.conftest import Background, run_cmd, stored_runs
+from tests.conftest import Background, stored_runs
 from tests.e2e import trials
 
 pytestmark = pytest.mark.soak
@@ -35,7 +32,6 @@ def test_a_second_run_always_refuses_and_the_first_always_completes_with_its_own
     logged."""
     root, env, references = trials.ready_clone(tmp_path_factory, reference_b)
     rng = random.Random(1000 + group)  # noqa: S311 (timings, not secrets)
-    uri = env["MLFLOW_TRACKING_URI"]
     for trial in range(5):
         which = "B" if trial % 2 == 0 else "A"
         trials.set_lr(root, which)
@@ -50,26 +46,9 @@ def test_a_second_run_always_refuses_and_the_first_always_completes_with_its_own
             assert first.proc.poll() is None, "\n".join(first.lines)
             time.sleep(0.01)
         offset = time.monotonic() - launched
-        asked = time.monotonic()
-        refused = run_cmd(second, root, env, check=False)
-        answered_s = time.monotonic() - asked
-        code = first.proc.wait(timeout=600)
-        print(f"concurrency trial {group}.{trial}: {' '.join(second)} at {offset:.2f} s -> exit "
-              f"{refused.returncode} in {answered_s:.2f} s; first exit {code}")  # fmt: skip
-        lines = (refused.stdout + refused.stderr).strip().splitlines()
-        assert refused.returncode == 7, lines
-        assert len(lines) == 1, lines
-        assert lines[0].startswith(
-            f"error: this checkout is in use by ./pipeline repro --force (PID {first.proc.pid}, started "
-        ), lines
-        assert answered_s < 5
-        assert code == 0, "\n".join(first.lines)
-        assert trials.results(root) == references[which], f"trial {trial}: not the bytes of an undisturbed run"
-        assert trials.dvc_status_clean(root, env)
-        newest = trials.newest_execution(uri)
-        assert newest.info.status == "FINISHED"
-        assert newest.data.params["train.lr"] == LR[which]
-        trials.settled(root)
+        code, answered_s = trials.second_refused_first_completes(root, env, references, which, first, second)
+        print(f"concurrency trial {group}.{trial}: {' '.join(second)} at {offset:.2f} s -> exit {code} in "
+              f"{answered_s:.2f} s")  # fmt: skip
 
 
 @pytest.mark.parametrize("group", range(KILL_GROUPS))
@@ -95,16 +74,8 @@ def test_after_kill_9_at_any_point_the_next_repro_recovers(tmp_path_factory, ref
         time.sleep(delay)
         at = time.monotonic() - started
         assert run.poll() is None, f"trial {trial}: the run ended before {delay:.2f} s into {after}"
-        if whole_group:
-            os.killpg(run.pid, signal.SIGKILL)
-        else:
-            os.kill(run.pid, signal.SIGKILL)
-        run.wait()
-        record_path = root / RECORD
-        record = json.loads(record_path.read_text()) if record_path.exists() else None
-
-        recovery = run_cmd(["./pipeline", "repro"], root, env)
-        said = [line for line in recovery.stderr.splitlines() if line.startswith("repro: the previous run")]
+        record = trials.kill_9(root, run, whole_group)
+        recovery, said = trials.recover(root, env)
         print(f"kill trial {group}.{trial}: {'group' if whole_group else 'PID'} {delay:.2f} s after {after} "
               f"({at:.2f} s), "
               f"state {record and record['state']!r}: {said}")  # fmt: skip

@@ -7,7 +7,11 @@ the bytes: the references are the outputs of undisturbed runs of each value.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
+import time
 from pathlib import Path
 
 import psutil
@@ -54,6 +58,49 @@ def ready_clone(tmp_path_factory, reference_b: dict[str, str]) -> tuple[Path, di
     references = {"A": results(root), "B": reference_b}
     assert references["A"] != references["B"]
     return root, env, references
+
+
+def second_refused_first_completes(root: Path, env: dict, references: dict, which: str, first, second: list[str]):
+    """Run `second` while `first` (a Background `./pipeline repro --force` with learning rate `which`) holds
+    the checkout: it refuses at once with one line naming the first and exit 7, and the first completes with
+    the bytes of an undisturbed run, vouched by dvc.lock and logged FINISHED. Returns (exit code, seconds
+    the refusal took)."""
+    asked = time.monotonic()
+    refused = run_cmd(second, root, env, check=False)
+    answered_s = time.monotonic() - asked
+    code = first.proc.wait(timeout=600)
+    lines = (refused.stdout + refused.stderr).strip().splitlines()
+    assert refused.returncode == 7, lines
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(
+        f"error: this checkout is in use by ./pipeline repro --force (PID {first.proc.pid}, started "
+    ), lines
+    assert answered_s < 5
+    assert code == 0, "\n".join(first.lines)
+    assert results(root) == references[which], f"{second}: not the bytes of an undisturbed run"
+    assert dvc_status_clean(root, env)
+    newest = newest_execution(env["MLFLOW_TRACKING_URI"])
+    assert newest.info.status == "FINISHED"
+    assert newest.data.params["train.lr"] == LR[which]
+    settled(root)
+    return refused.returncode, answered_s
+
+
+def kill_9(root: Path, proc, whole_group: bool) -> dict | None:
+    """SIGKILL `proc` (alone, as the OOM killer does, or with its process group, as a CI timeout does) and
+    return the run record it left (None: it had not taken the checkout)."""
+    if whole_group:
+        os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return json.loads((root / RECORD).read_text()) if (root / RECORD).exists() else None
+
+
+def recover(root: Path, env: dict):
+    """The next `./pipeline repro`: (its result, its `repro: the previous run ...` lines)."""
+    recovery = run_cmd(["./pipeline", "repro"], root, env)
+    return recovery, [line for line in recovery.stderr.splitlines() if line.startswith("repro: the previous run")]
 
 
 def dvc_status_clean(root: Path, env: dict) -> bool:
