@@ -14,7 +14,7 @@ import pytest
 
 from adaline_repro.tracking import store as tracking
 from adaline_repro.tracking.store import TrackingError, log_execution
-from tests.unit import test_mlflow_store as unit
+from tests.unit.tracking import test_store as unit
 
 uri = unit.uri  # the same fixture: a fresh embedded store
 _execution = unit._execution
