@@ -170,7 +170,14 @@ def test_queued_experiments_on_two_workers_log_once_each(clone, server):
     server_log = (server.state / "mlflow.log").read_text()
     assert not re.search(r"\bERROR\b|Traceback", server_log), server_log[-3000:]
     pg_log = (server.state / "postgres" / "postgres.log").read_text()
-    assert not re.search(r"\b(ERROR|FATAL|PANIC):", pg_log), pg_log[-3000:]
+    # Two workers may create the experiment, or a dataset, at the same moment: PostgreSQL logs the loser's
+    # unique-key violation, and the pipeline looks the row up again (tracking/store.py). Nothing else.
+    handled = re.compile(
+        r'ERROR:  duplicate key value violates unique constraint "(uq_experiments_workspace_name|dataset_pk)"'
+    )
+    unexpected = [line for line in pg_log.splitlines() if re.search(r"\b(ERROR|FATAL|PANIC):", line)
+                  and not handled.search(line)]  # fmt: skip
+    assert unexpected == [], pg_log[-3000:]
 
 
 def test_server_on_a_database_given_by_url_leaves_that_database_running(clone):
