@@ -132,24 +132,26 @@ _ALLOWED_HEAVY = {
 
 
 @pytest.mark.parametrize("stage", sorted(_ALLOWED_HEAVY))
-def test_a_stage_depends_on_exactly_the_modules_its_command_imports_and_nothing_heavy_it_does_not_need(ran, stage):
+def test_a_stage_depends_on_exactly_the_modules_its_command_imports_and_nothing_heavy_it_does_not_need(
+    ran, stage, params, data_dir
+):
     """A change to any module a stage's command runs re-runs that stage, nothing else is listed, and each
-    stage process imports only the heavy packages its stage uses (train@module alone pays for dynamo)."""
+    stage process imports only the heavy packages its stage uses (train@module alone pays for dynamo); each
+    train stage draws the shuffle orders every other backend's stage draws from train.seed."""
     ran = ran(stage)
     deps = {d for d in _stages()[stage]["deps"] if d.startswith("src/")}
     assert deps == ran.modules, f"{stage}: declared {sorted(deps)}, imports {sorted(ran.modules)}"
     if stage.startswith("train@"):  # exactly: the heavy imports are what a train stage is for
         assert ran.heavy == _ALLOWED_HEAVY[stage], ran.heavy
+        _assert_the_shared_shuffles(ran, stage.split("@")[1], params, data_dir)
     else:
         assert ran.heavy <= _ALLOWED_HEAVY[stage], ran.heavy
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_each_train_stage_draws_the_same_shuffles(ran, backend, params, data_dir):
-    """The shuffle orders each train stage prints are those every other backend's stage draws from train.seed."""
-    first = ran(f"train@{backend}").stdout.splitlines()[0]
+def _assert_the_shared_shuffles(ran: Ran, backend: str, params, data_dir: Path) -> None:
     n = len((data_dir / "train.csv").read_text().splitlines()) - 1
     expected = orders_digest(shuffle_orders(n, params.train.epochs, params.train.seed))
+    first = ran.stdout.splitlines()[0]
     assert first.startswith(f"train@{backend}: ")
     assert first.endswith(f", shuffle orders {expected}")
 
