@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import mlflow
 import pytest
 
 from adaline_repro.dataset import Table, read_table
@@ -98,6 +97,8 @@ def output_hashes(root: Path) -> dict[str, str]:
 
 def stored_runs(uri: str) -> list:
     """Every run in every experiment of the store, newest first."""
+    import mlflow  # seconds to import: only the tests that read a store pay for it
+
     client = mlflow.MlflowClient(uri)
     experiments = client.search_experiments()
     return client.search_runs([e.experiment_id for e in experiments]) if experiments else []
@@ -178,6 +179,8 @@ class Background:
 def assert_each_experiment_logged_once(uri: str, names: list[str], backends: tuple[str, ...], epochs: int) -> None:
     """Each named DVC experiment: one parent and one run per backend, all FINISHED, every epoch's
     train_mse logged once (steps 1..epochs), and nothing else from these experiments."""
+    import mlflow
+
     client = mlflow.MlflowClient(uri)
     runs = [r for r in stored_runs(uri) if r.data.tags.get("dvc.exp_name") in names]
     per_experiment = Counter(r.data.tags["dvc.exp_name"] for r in runs)

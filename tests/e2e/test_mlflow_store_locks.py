@@ -16,7 +16,7 @@ from adaline_repro.tracking import store as tracking
 from adaline_repro.tracking.store import TrackingError, log_execution
 from tests.unit.tracking import test_store as unit
 
-uri = unit.uri  # the same fixture: a fresh embedded store
+uri, new_store = unit.uri, unit.new_store  # the same fixtures: a fresh embedded store
 _execution = unit._execution
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from adaline_repro import cli, errors
 from adaline_repro.errors import EXIT_BUG, EXIT_INPUT, EXIT_STORE, InputError, ReproError, StoreError
+from adaline_repro.ops import devtools
 
 
 def test_options_after_test_reach_pytest(capfd):
@@ -14,6 +15,19 @@ def test_options_after_test_reach_pytest(capfd):
     assert cli.main(["test", "--collect-only", "-q", "-n", "0", "tests/unit/test_workspace.py"]) == 0
     out = capfd.readouterr().out
     assert "tests/unit/test_workspace.py::test_environment_tracking_uri_wins" in out
+
+
+@pytest.mark.parametrize(
+    ("given", "pytest_gets"),
+    [
+        ([], ["-n", "2", "-m", "not soak"]),  # the soak trials are left out of ./pipeline test
+        (["--soak"], ["-n", "2", "-m", "soak"]),  # and run alone with --soak
+        (["--fast", "-k", "x"], ["-n", "2", "-k", "x", "-m", "not soak", "tests/unit"]),
+        (["-m", "e2e", "-x"], ["-n", "2", "-m", "e2e", "-x"]),  # -m replaces the tier's selection
+    ],
+)
+def test_each_tier_selects_its_tests(given, pytest_gets):
+    assert devtools.pytest_command(["-n", "2", *given]) == pytest_gets
 
 
 def test_a_missing_input_is_one_line_and_exit_2(tmp_path, capsys):

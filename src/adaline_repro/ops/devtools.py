@@ -15,13 +15,14 @@ FAST_TIER = "tests/unit"
 
 def test(pytest_args: list[str]) -> int:
     """`./pipeline test [--fast | --soak] [pytest args]`: the suite less the soak tier; `--fast`: only the unit
-    tier; `--soak`: only the soak tier (randomized trials repeated many times, nightly in GitHub Actions).
+    tier; `--soak`: only the soak tier (randomized trials repeated many times, nightly in GitHub Actions)."""
+    return subprocess.call([sys.executable, "-m", "pytest", *pytest_command(pytest_args)])
 
-    All run in parallel (pytest-xdist, one worker per core, at most 4): every end-to-end test works in its
-    own temporary clone, store and ports. `-n N` overrides the number of workers (`-n 0`: none); `-m`
-    replaces the tier's selection.
-    """
-    args = list(pytest_args)
+
+def pytest_command(args: list[str]) -> list[str]:
+    """pytest's arguments for `./pipeline test ARGS`. Every tier runs in parallel (pytest-xdist, one worker
+    per core, at most 4): every end-to-end test works in its own temporary clone, store and ports. `-n N`
+    overrides the number of workers (`-n 0`: none); `-m` replaces the tier's selection."""
     tier = next((a for a in args if a in ("--fast", "--soak")), None)
     args = [a for a in args if a not in ("--fast", "--soak")]
     if not any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in args):
@@ -29,7 +30,7 @@ def test(pytest_args: list[str]) -> int:
         args = ["-n", str(workers), *args]
     if "-m" not in args:
         args += ["-m", "soak" if tier == "--soak" else "not soak"]
-    return subprocess.call([sys.executable, "-m", "pytest", *args, *([FAST_TIER] if tier == "--fast" else [])])
+    return [*args, *([FAST_TIER] if tier == "--fast" else [])]
 
 
 def lint() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import mlflow
@@ -43,10 +44,19 @@ def _execution(tmp_path: Path, artifact_missing: bool = False) -> Execution:
     )
 
 
+@pytest.fixture(scope="session")
+def new_store(tmp_path_factory) -> Path:
+    """A store just created (MLflow's migrations take seconds), copied for each test that needs a new one."""
+    db = tmp_path_factory.mktemp("new-store") / "mlflow.db"
+    tracking.init_store(f"sqlite:///{db}")
+    return db
+
+
 @pytest.fixture
-def uri(tmp_path, monkeypatch):
+def uri(tmp_path, monkeypatch, new_store):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DVC_ROOT", raising=False)
+    shutil.copy2(new_store, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     tracking.init_store(uri)
     return uri
