@@ -3,6 +3,8 @@ code; anything else is a bug that shows its traceback and exits EXIT_BUG."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from adaline_repro import cli, errors
@@ -28,6 +30,10 @@ def test_options_after_test_reach_pytest(capfd):
 )
 def test_each_tier_selects_its_tests(given, pytest_gets):
     assert devtools.pytest_command(["-n", "2", *given]) == pytest_gets
+
+
+def test_workers_steal_work_unless_told_how_many():
+    assert devtools.pytest_command([])[:4] == ["-n", str(min(4, len(os.sched_getaffinity(0)))), "--dist", "worksteal"]
 
 
 def test_a_missing_input_is_one_line_and_exit_2(tmp_path, capsys):

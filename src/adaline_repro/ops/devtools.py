@@ -21,13 +21,15 @@ def test(pytest_args: list[str]) -> int:
 
 def pytest_command(args: list[str]) -> list[str]:
     """pytest's arguments for `./pipeline test ARGS`. Every tier runs in parallel (pytest-xdist, one worker
-    per core, at most 4): every end-to-end test works in its own temporary clone, store and ports. `-n N`
-    overrides the number of workers (`-n 0`: none); `-m` replaces the tier's selection."""
+    per core, at most 4, work-stealing): every end-to-end test works in its own temporary clone, store and
+    ports. `-n N` overrides the number of workers (`-n 0`: none); `-m` replaces the tier's selection."""
     tier = next((a for a in args if a in ("--fast", "--soak")), None)
     args = [a for a in args if a not in ("--fast", "--soak")]
     if not any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in args):
         workers = max(1, min(4, len(os.sched_getaffinity(0))))
-        args = ["-n", str(workers), *args]
+        # worksteal: an idle worker takes queued tests from a busy one, so a few long end-to-end tests
+        # at the end do not leave the other core idle.
+        args = ["-n", str(workers), "--dist", "worksteal", *args]
     if "-m" not in args:
         args += ["-m", "soak" if tier == "--soak" else "not soak"]
     return [*args, *([FAST_TIER] if tier == "--fast" else [])]
