@@ -15,6 +15,10 @@ as files and text:
 - Messages: ReproductionError's "failed to reproduce 'stage'", StageCmdFailedError's "exited with N" and
   LockError's "'/absolute/path' is busy, it is being blocked by: (PID n): cmd".
 
+One layout fact lives outside this module, where the stages need it without importing DVC-facing code:
+queued and --temp experiments run in copies under `.dvc/tmp/exps/` (workspace.py finds the repository, its
+store and the venv from it, and so does the `pipeline` script); the queue test checks it against real DVC.
+
 DVC's own reader for the rwlock (dvc.rwlock) costs 0.23 s to import, more than the no-op `./pipeline
 repro` itself, which checks the file on every start; so the format is read here with json alone.
 """

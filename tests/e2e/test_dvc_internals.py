@@ -18,6 +18,7 @@ import pytest
 from dvc import __version__ as dvc_version
 
 from adaline_repro import dvc_internals
+from adaline_repro.workspace import repository_root
 
 DVC = [sys.executable, "-m", "dvc"]
 PY = sys.executable
@@ -25,8 +26,8 @@ PY = sys.executable
 HOLD = f"{PY} -c \"import pathlib, time; pathlib.Path('started').touch(); " \
        f"[time.sleep(0.05) for _ in iter(lambda: pathlib.Path('go').exists(), True)]; " \
        f"pathlib.Path('out.txt').write_text('x')\""  # fmt: skip
-# A stage whose exit code is params.yaml's x (0 succeeds).
-EXIT_X = f"{PY} -c \"import sys, yaml; x = yaml.safe_load(open('params.yaml'))['x']; open('out.txt', 'w').write(str(x)); sys.exit(x)\""  # noqa: E501
+# A stage whose exit code is params.yaml's x (0 succeeds); it notes where it ran when CWD_LOG is set.
+EXIT_X = f"{PY} -c \"import os, sys, yaml; x = yaml.safe_load(open('params.yaml'))['x']; open('out.txt', 'w').write(str(x)); os.environ.get('CWD_LOG') and open(os.environ['CWD_LOG'], 'a').write(os.getcwd() + chr(10)); sys.exit(x)\""  # noqa: E501
 
 
 def _env() -> dict[str, str]:
@@ -167,13 +168,14 @@ def test_stale_params_are_read_from_real_dvc_status_json(tmp_path):
 
 def test_the_queue_reports_each_experiment_s_final_state_once_collected(tmp_path):
     """Real DVC's queue: a finished experiment is Success only once it has its ref; one whose stage fails is
-    Failed; the workers count until `dvc queue stop` takes effect."""
+    Failed; each runs in a copy under .dvc/tmp/exps/; the workers count until `dvc queue stop` takes effect."""
     root = _repo(tmp_path, EXIT_X)
     _run(root, *DVC, "exp", "run", "--queue", "-n", "good", "-S", "x=0")
     _run(root, *DVC, "exp", "run", "--queue", "-n", "bad", "-S", "x=4")
     assert dvc_internals.queue_status(root) == {"good": "Queued", "bad": "Queued"}
-    starter = subprocess.Popen([*DVC, "queue", "start", "-j", "1"], cwd=root, env=_env(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)  # fmt: skip
+    cwd_log = tmp_path / "cwd.log"
+    starter = subprocess.Popen([*DVC, "queue", "start", "-j", "1"], cwd=root, env={**_env(), "CWD_LOG": str(cwd_log)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     workers_seen = 0
     try:
         deadline = time.monotonic() + 240
@@ -186,6 +188,12 @@ def test_the_queue_reports_each_experiment_s_final_state_once_collected(tmp_path
         # the queue keeps its own refs beside them (refs/exps/celery/stash, .../failed).
         assert [ref.split("/")[-1] for ref in refs if not ref.startswith("refs/exps/celery/")] == ["good"]
         assert workers_seen == 1
+        # Queued experiments run in copies under .dvc/tmp/exps/ (workspace.py and ./pipeline rely on it to
+        # find the repository, its venv and its store).
+        ran_in = [Path(line) for line in cwd_log.read_text().splitlines()]
+        assert len(ran_in) == 2
+        assert all(str(d).startswith(str(root / ".dvc" / "tmp" / "exps") + os.sep) for d in ran_in), ran_in
+        assert {repository_root(d) for d in ran_in} == {root}
     finally:
         _run(root, *DVC, "queue", "stop", check=False)
         deadline = time.monotonic() + 120
