@@ -93,19 +93,6 @@ def checkout(tmp_path_factory, data_dir) -> tuple[Path, dict]:
     return root, env
 
 
-@pytest.fixture(scope="session")
-def ran(checkout, tmp_path_factory):
-    """stage -> Ran, each stage's command run once per session however many tests look at it."""
-    found: dict[str, Ran] = {}
-
-    def get(stage: str) -> Ran:
-        if stage not in found:
-            found[stage] = _run(checkout, stage, tmp_path_factory.mktemp("imports"))
-        return found[stage]
-
-    return get
-
-
 def _run(checkout: tuple[Path, dict], stage: str, out: Path) -> Ran:
     """The stage's command from dvc.yaml, as DVC runs it (through ./pipeline, in the checkout)."""
     root, env = checkout
@@ -133,12 +120,12 @@ _ALLOWED_HEAVY = {
 
 @pytest.mark.parametrize("stage", sorted(_ALLOWED_HEAVY))
 def test_a_stage_depends_on_exactly_the_modules_its_command_imports_and_nothing_heavy_it_does_not_need(
-    ran, stage, params, data_dir
+    checkout, stage, params, data_dir, tmp_path
 ):
     """A change to any module a stage's command runs re-runs that stage, nothing else is listed, and each
     stage process imports only the heavy packages its stage uses (train@module alone pays for dynamo); each
     train stage draws the shuffle orders every other backend's stage draws from train.seed."""
-    ran = ran(stage)
+    ran = _run(checkout, stage, tmp_path)
     deps = {d for d in _stages()[stage]["deps"] if d.startswith("src/")}
     assert deps == ran.modules, f"{stage}: declared {sorted(deps)}, imports {sorted(ran.modules)}"
     if stage.startswith("train@"):  # exactly: the heavy imports are what a train stage is for
