@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU reproducibility check, for a machine with an NVIDIA GPU (under 5 minutes):
-#   1. set up .venv (torch 2.13.0; with a GPU present pip must get a CUDA build: see docs/check.md),
+#   1. set up .venv with torch 2.13.0's CUDA build from PyPI (ADALINE_TORCH=cuda: docs/dependencies.md),
 #   2. run the pipeline from scratch on cpu and on cuda, each against the committed CPU results
 #      (cpu: identical bytes expected; cuda: within tolerance, explained by the device),
 #   3. require every backend to agree across the two devices within the compare tolerances,
@@ -8,7 +8,7 @@
 # Exit code: that of ./pipeline check (0 pass, 1 backends differ, 4 drift, 5 stale, 6 broken).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-export CUBLAS_WORKSPACE_CONFIG=:4096:8
+export CUBLAS_WORKSPACE_CONFIG=:4096:8 ADALINE_TORCH=cuda
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 start=$(date +%s)
 status=0

@@ -51,7 +51,9 @@ def bench(bench_args: list[str]) -> int:
 
 RUNTIME_LOCK, DEV_LOCK = "requirements.lock", "requirements-dev.lock"
 _COMPILE = ["-m", "piptools", "compile", "--quiet", "--generate-hashes", "--strip-extras", "--allow-unsafe",
-            "--no-header", "--resolver=backtracking"]  # fmt: skip
+            "--no-header", "--resolver=backtracking",
+            # This machine's local package folders (its pip configuration) mean nothing elsewhere.
+            "--no-emit-index-url", "--no-emit-find-links"]  # fmt: skip
 
 
 def lock() -> int:
