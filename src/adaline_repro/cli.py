@@ -70,6 +70,13 @@ def _check(a: argparse.Namespace) -> int:
     )
 
 
+def _sweep(a: argparse.Namespace) -> int:
+    from adaline_repro.sweep import run
+
+    options = run.Options(a.set_param, a.address, a.workers, a.verify, a.verify_seed, not a.no_log)
+    return run.command(Path.cwd(), options, say)
+
+
 def _ui(a: argparse.Namespace) -> int:
     from adaline_repro.ops import ui
 
@@ -171,6 +178,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="with --update: wait for a run holding the checkout")
     p.add_argument("--keep", action="store_true", help="keep the scratch copy for inspection")
     p.add_argument("--log-to-store", action="store_true", help="log the check's runs to the usual MLflow store")
+
+    p = command("sweep", _sweep, "many configurations as Ray tasks, each the pipeline's own stages (docs/sweep.md)")
+    p.add_argument(
+        "-S",
+        "--set-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUES",
+        help="as dvc exp run --queue -S: a,b,c or range(start,stop[,step]) (default: sweep.yaml)",
+    )
+    p.add_argument(
+        "--address",
+        default=os.environ.get("RAY_ADDRESS"),
+        help="join the Ray cluster there (default: $RAY_ADDRESS, else an embedded Ray on loopback)",
+    )
+    p.add_argument("--workers", type=int, help="the embedded Ray's worker processes (default: one per core)")
+    p.add_argument(
+        "--verify",
+        type=int,
+        default=0,
+        metavar="K",
+        help="re-run K random trials through dvc exp run; fail on any byte that differs",
+    )
+    p.add_argument("--verify-seed", type=int, default=0, help="which K trials --verify picks")
+    p.add_argument("--no-log", action="store_true", help="do not log the sweep to MLflow")  # fmt: skip
 
     p = command("ui", _ui, "the MLflow UI on the pipeline's store, with links to the latest execution")
     p.add_argument("--port", type=int, default=5000)

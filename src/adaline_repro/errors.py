@@ -14,6 +14,7 @@ EXIT_DRIFT = 4  # check: fresh results moved away from the committed ones
 EXIT_STALE = 5  # check: params.yaml or the code changed and dvc.lock was not updated
 EXIT_BROKEN = 6  # check: set-up failed or a stage crashed in the scratch copy
 EXIT_BUSY = 7  # another run holds this checkout (repro, check --update, dvc commands that write it)
+EXIT_VERIFY = 8  # sweep --verify: a trial's bytes differ from what `dvc exp run` writes for it
 EXIT_BUG = 70  # an unexpected exception (a bug): its traceback is printed (70 is EX_SOFTWARE in sysexits.h)
 
 

@@ -6,11 +6,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from adaline_repro.agreement import compare, failure_line, load_outputs
+from adaline_repro.agreement import Report, compare, failure_line, load_outputs
 from adaline_repro.errors import EXIT_DIFFER, EXIT_OK
 from adaline_repro.files import atomic_write_text, write_json
-from adaline_repro.params import load_params
+from adaline_repro.params import Params, load_params
 from adaline_repro.results import ExecutionInputs, ResultDirs
+
+
+def run(params: Params, dirs: ResultDirs, report_json: Path, report_md: Path) -> Report:
+    """Compare every backend's results; write reports/compare.json and compare.md."""
+    report = compare([load_outputs(b, dirs) for b in params.train.backends], params.compare)
+    write_json(report_json, report.as_dict())
+    atomic_write_text(report_md, report.markdown())
+    return report
 
 
 def stage(
@@ -29,10 +37,8 @@ def stage(
     that path need not be its deps.)
     """
     params = load_params(params_yaml)
-    report = compare([load_outputs(b, dirs) for b in params.train.backends], params.compare)
+    report = run(params, dirs, report_json, report_md)
     summary = report.as_dict()
-    write_json(report_json, summary)
-    atomic_write_text(report_md, report.markdown())
     say(report.markdown())
     if report.passed:
         return EXIT_OK

@@ -1,0 +1,1 @@
+"""`./pipeline sweep`: many configurations of the pipeline as Ray tasks (docs/sweep.md)."""

@@ -1,0 +1,163 @@
+"""`./pipeline sweep`: check the grid, start or join Ray, run every trial not in the journal as a Ray task,
+then write the table, the summary and the agreement map, log to MLflow, and verify K trials through DVC.
+
+What a sweep writes lives in sweeps/<key>/ (gitignored), where the key is the digest of everything a
+trial's bytes depend on: the grid, params.yaml, dvc.yaml, the lock and every source file. The same command
+on the same tree finds its journal there and resumes; a changed tree starts a new folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from adaline_repro.errors import EXIT_BROKEN, EXIT_BUG, EXIT_OK, ReproError
+from adaline_repro.files import atomic_write_text, safe_yaml
+from adaline_repro.paths import PipelinePaths, pipeline_paths
+from adaline_repro.sweep import grid, table
+from adaline_repro.sweep.grid import Trial
+from adaline_repro.sweep.journal import Journal
+
+SWEEPS = "sweeps"
+_KEYED = ("params.yaml", "dvc.yaml", "requirements.lock")
+
+
+class WorkerRefused(ReproError):
+    """A worker's kernels or libraries differ from the driver's: its trials would not be the same bytes."""
+
+    exit_code = EXIT_BROKEN
+
+
+@dataclass(frozen=True)
+class Options:
+    overrides: list[str]  # empty: the committed default sweep (sweep.yaml)
+    address: str | None = None  # None: an embedded Ray on this machine
+    workers: int | None = None  # embedded Ray's CPUs (default: all)
+    verify: int = 0  # re-run this many random trials through DVC and require identical bytes
+    verify_seed: int = 0
+    log_to_store: bool = True
+
+
+def sweep_key(root: Path, overrides: list[str]) -> str:
+    """The digest of the grid and of every file a trial's bytes depend on."""
+    digest = hashlib.sha256("\n".join(overrides).encode())
+    files = [root / name for name in _KEYED] + sorted((root / "src").rglob("*.py"))
+    for path in files:
+        digest.update(f"\0{path.relative_to(root)}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def command(root: Path, options: Options, say: Callable[[str], None]) -> int:
+    raw = safe_yaml((root / "params.yaml").read_text(encoding="utf-8"))
+    overrides = options.overrides or grid.default_overrides(root)
+    trials = grid.trials(raw, overrides)  # a bad grid is one line, before anything starts
+    paths = pipeline_paths(root)
+    folder = root / SWEEPS / sweep_key(root, overrides)
+    journal = Journal(folder / "journal.jsonl")
+    wanted = {t.id for t in trials}
+    records = {i: r for i, r in journal.done().items() if i in wanted}
+    todo = [t for t in trials if t.id not in records]
+    if options.log_to_store:
+        from adaline_repro.tracking.reachable import check_tracking_store
+        from adaline_repro.workspace import tracking_uri
+
+        check_tracking_store(tracking_uri(root))  # before minutes of trials, not after them
+    say(f"sweep: {len(trials)} trials ({len(records)} already in {journal.path.relative_to(root)}), "
+        f"{len(todo)} to run")  # fmt: skip
+    started = time.monotonic()
+    if todo:
+        records.update(_execute(todo, raw, paths, options, journal, say))
+    elapsed = time.monotonic() - started
+    atomic_write_text(folder / "trials.csv", table.table_text(trials, records))
+    atomic_write_text(folder / "summary.json", table.summary_text(trials, records))
+    counts = table.summary(trials, records)
+    say(
+        f"sweep: {counts['agree']} agree, {counts['differ']} differ, {counts['error']} failed "
+        f"of {counts['trials']} trials in {elapsed:.1f} s; table {folder.relative_to(root)}/trials.csv"
+    )
+    status = EXIT_BUG if any(str(r.get("error") or "").startswith("bug:") for r in records.values()) else EXIT_OK
+    if options.verify:
+        from adaline_repro.sweep import verify
+
+        chosen = random.Random(options.verify_seed).sample(trials, min(options.verify, len(trials)))  # noqa: S311
+        status = max(status, verify.verify(root, chosen, records, paths, say))
+    return status
+
+
+def _execute(
+    todo: list[Trial], raw: dict, paths: PipelinePaths, options: Options, journal: Journal, say: Callable
+) -> dict[str, dict]:
+    """Run `todo` as Ray tasks; journal each result as it arrives. Returns id -> record."""
+    from adaline_repro.sweep import cluster, worker
+
+    reference = worker.kernels()  # the driver's own fingerprint: what every worker must match
+    machine = cluster.start(options.address, options.workers)
+    try:
+        import ray
+
+        say(f"sweep: Ray {'at ' + options.address if options.address else 'on this machine (loopback only)'}: "
+            f"{machine.nodes} node(s), {machine.cpus} CPUs, {machine.gpus} GPUs")  # fmt: skip
+        task = ray.remote(num_cpus=1, max_retries=3)(worker.run)
+        shared = ray.put(raw), ray.put(paths), ray.put(reference)
+        pending = {task.options(num_gpus=1 if _wants_gpu(raw, t) else 0).remote(t.overrides, *shared): t for t in todo}
+        done: dict[str, dict] = {}
+        with _progress(len(todo)) as bar:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=min(len(pending), 32), timeout=0.5)
+                batch = []
+                for ref in ready:
+                    pending.pop(ref)
+                    record = ray.get(ref)
+                    if record.get("refused"):
+                        for other in pending:
+                            ray.cancel(other)
+                        raise WorkerRefused(
+                            f"sweep: the worker on {record['worker']['host']} (node {record['worker']['node'][:8]}) "
+                            f"differs from this machine: {'; '.join(record['refused'])}; its trials were not "
+                            f"run, {len(done)} finished trials are in {journal.path}"
+                        )
+                    batch.append(record)
+                journal.append(batch)
+                for record in batch:
+                    done[record["id"]] = record
+                    bar.update(1)
+                    if record.get("error"):
+                        bar.failed += 1
+        return done
+    finally:
+        cluster.stop()
+
+
+def _wants_gpu(raw: dict, trial: Trial) -> bool:
+    """train.device=cuda trials go to nodes with a GPU; cpu and auto take any."""
+    device = raw.get("train", {}).get("device")
+    for override in trial.overrides:
+        if override.split("=", 1)[0].strip() == "train.device":
+            device = override.split("=", 1)[1].strip()
+    return device == "cuda"
+
+
+class _progress:
+    """A bar with trials done, failed and remaining and an ETA on a terminal; silent otherwise."""
+
+    def __init__(self, total: int) -> None:
+        from tqdm import tqdm
+
+        self.failed = 0
+        self._bar = tqdm(total=total, unit="trial", disable=not sys.stderr.isatty(), file=sys.stderr)
+
+    def __enter__(self) -> _progress:
+        return self
+
+    def update(self, n: int) -> None:
+        self._bar.update(n)
+        self._bar.set_postfix(failed=self.failed, refresh=False)
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.close()

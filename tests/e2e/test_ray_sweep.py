@@ -1,0 +1,143 @@
+"""`./pipeline sweep` on a real Ray: the table's bytes do not depend on how many workers ran it, its trials
+are DVC's own bytes (--verify, both ways), Ray listens on loopback only, and a worker without the CPU
+pins is refused, not mixed in."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from adaline_repro.errors import EXIT_BROKEN, EXIT_VERIFY
+from tests.conftest import REPO, free_port, make_clone, port_open, run_cmd
+
+GRID = ["-S", "train.lr=0.01,1.0", "-S", "train.batch_size=7,35", "-S", "prepare.seed=1,2"]
+
+
+def sweep(root: Path, env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run_cmd(["./pipeline", "sweep", *GRID, "--no-log", *args], root, env, check=check)
+
+
+def table(root: Path) -> bytes:
+    (path,) = (root / "sweeps").glob("*/trials.csv")
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory):
+    return make_clone(tmp_path_factory)
+
+
+def test_one_worker_and_two_write_the_same_table_and_its_trials_are_dvc_s_bytes(clone):
+    root, env = clone
+    shutil.rmtree(root / "sweeps", ignore_errors=True)
+    sweep(root, env, "--workers", "1")
+    one = table(root)
+    shutil.rmtree(root / "sweeps")
+    done = sweep(root, env, "--workers", "2", "--verify", "2", "--verify-seed", "3")
+    assert table(root) == one
+    assert "sweep: 4 agree, 2 differ, 2 failed of 8 trials" in done.stdout
+    assert "sweep --verify: 2 trial(s) identical, byte for byte, to dvc exp run" in done.stdout
+    header, *rows = list(csv.reader(io.StringIO(one.decode())))
+    assert header[:6] == ["trial", "train.lr", "train.batch_size", "prepare.seed", "verdict", "tolerance_ratio"]
+    failed = [dict(zip(header, r, strict=True)) for r in rows if r[4] == "error"]
+    assert [(r["train.lr"], r["train.batch_size"], r["prepare.seed"]) for r in failed] == [
+        ("1.0", "7", "1"),
+        ("1.0", "7", "2"),
+    ]
+    assert all(r["error"].startswith("manual: diverged at epoch ") for r in failed)
+    assert [r["command"] for r in failed] == [
+        f"./pipeline dvc exp run -S train.lr=1.0 -S train.batch_size=7 -S prepare.seed={seed}" for seed in (1, 2)
+    ]
+
+
+def test_a_resumed_sweep_skips_journaled_trials_and_verify_names_a_byte_that_differs(clone):
+    root, env = clone
+    if not list((root / "sweeps").glob("*/journal.jsonl")):
+        sweep(root, env)
+    (journal,) = (root / "sweeps").glob("*/journal.jsonl")
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    for record in records:
+        if not record["error"]:  # what trials that drifted from DVC would have recorded
+            record["files"]["models/module.json"] = "0" * 32
+    journal.write_text("".join(json.dumps(r) + "\n" for r in records))
+    done = sweep(root, env, "--verify", "2", check=False)
+    assert "sweep: 8 trials (8 already in" in done.stdout
+    assert "Ray on this machine" not in done.stdout
+    assert done.returncode == EXIT_VERIFY, done.stdout + done.stderr
+    named = [line for line in done.stdout.splitlines() if f"models/module.json: md5 {'0' * 32} in the sweep, " in line]
+    assert named
+    assert all(line.startswith("sweep --verify: trial ") for line in named)
+    assert "sweep --verify: FAILED:" in done.stdout
+
+
+LISTENERS = """
+import json, psutil
+from adaline_repro.sweep import cluster, worker
+cluster.start(None, 2)
+import ray
+probe = ray.remote(num_cpus=1)(worker.probe)
+ray.get([probe.remote(worker.kernels()) for _ in range(2)])
+me = psutil.Process()
+pids = {me.pid} | {p.pid for p in me.children(recursive=True)}
+found = [(c.laddr.ip, c.laddr.port, psutil.Process(c.pid).name()) for c in psutil.net_connections("inet")
+         if c.status == psutil.CONN_LISTEN and c.pid in pids]
+print(json.dumps({"listeners": found, "nodes": [n["NodeManagerAddress"] for n in ray.nodes()]}))
+cluster.stop()
+"""
+
+
+def test_the_embedded_ray_registers_and_listens_on_loopback_only():
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    done = subprocess.run([sys.executable, "-c", LISTENERS], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["nodes"] == ["127.0.0.1"]
+    names = {name for _, _, name in seen["listeners"]}
+    assert {"gcs_server", "raylet"} <= names, seen
+    assert {ip for ip, _, _ in seen["listeners"]} <= {"127.0.0.1", "::ffff:127.0.0.1", "::1"}, seen
+
+
+def test_a_cluster_worker_without_the_cpu_pins_is_refused_by_name(clone, tmp_path):
+    root, env = clone
+    sessions = Path(tempfile.mkdtemp(prefix="ray-"))  # short: Ray's socket paths must fit in 107 bytes
+    port = free_port()
+    ray_env = {
+        **env,
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # one machine: the node registers on loopback
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(16),
+    }
+    head = [str(REPO / ".venv" / "bin" / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+            f"--port={port}", "--num-cpus=1", "--include-dashboard=false", f"--temp-dir={sessions}"]  # fmt: skip
+    # The node's own environment switches the pins off: its workers start without them.
+    node = subprocess.Popen(head, cwd=root, env={**ray_env, "ADALINE_CPU_PINS": "off"}, start_new_session=True,
+                            stdout=(tmp_path / "head.log").open("w"), stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not port_open(port):
+            assert node.poll() is None, (tmp_path / "head.log").read_text()
+            assert time.monotonic() < deadline, "ray start --head did not open its port"
+            time.sleep(0.2)
+        done = sweep(root, ray_env, "--address", f"127.0.0.1:{port}", check=False)
+        assert done.returncode == EXIT_BROKEN, done.stdout + done.stderr
+        line = done.stderr.strip().splitlines()[-1]
+        assert line.startswith("error: sweep: the worker on "), line
+        assert "differs from this machine: cpu_pins.enabled: True -> False" in line
+        assert "its trials were not run" in line
+    finally:
+        if node.poll() is None:
+            os.killpg(node.pid, signal.SIGKILL)  # its processes share its group; a drain would take 30 s
+        node.wait(timeout=90)
+        shutil.rmtree(sessions, ignore_errors=True)

@@ -1,0 +1,45 @@
+"""A trial is the pipeline's own stages: at the committed params it writes the committed bytes, file for
+file, and a configuration the stages refuse is its record's error, not an exception."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from adaline_repro.files import safe_yaml
+from adaline_repro.paths import pipeline_paths
+from adaline_repro.sweep import trial
+from adaline_repro.sweep.grid import Trial
+from tests.conftest import PATHS, REPO
+
+
+@pytest.fixture(scope="module")
+def raw():
+    return safe_yaml((REPO / "params.yaml").read_text())
+
+
+def test_the_committed_params_give_the_committed_bytes_of_every_stage_output(raw):
+    lr = raw["train"]["lr"]
+    record = trial.run(Trial((f"train.lr={lr}",)), raw, pipeline_paths(REPO))
+    assert record["error"] is None
+    names = trial.outputs(PATHS, tuple(raw["train"]["backends"]))
+    assert sorted(record["files"]) == names
+    for name in names:
+        assert record["files"][name] == hashlib.md5((REPO / name).read_bytes(), usedforsecurity=False).hexdigest(), name
+    assert record["compare"]["passed"]
+    assert 0 < record["tolerance_ratio"] <= 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        (("train.lr=100",), "manual: diverged at epoch 2 (train_mse=inf)"),
+        (("train.batch_size=71",), "train.batch_size=71 exceeds the 70 training rows"),
+    ],
+)
+def test_a_configuration_the_stages_refuse_is_the_trial_s_error(overrides, error, raw):
+    record = trial.run(Trial(overrides), raw, pipeline_paths(REPO))
+    assert record["error"] == error
+    assert "files" not in record
+    assert record["params"]["train"][overrides[0].split("=")[0].split(".")[1]] == float(overrides[0].split("=")[1])
