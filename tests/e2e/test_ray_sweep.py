@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 
 from adaline_repro.errors import EXIT_BROKEN, EXIT_VERIFY
-from tests.conftest import REPO, free_port, make_clone, port_open, run_cmd
+from tests.conftest import REPO, free_port, make_clone, port_open, run_cmd, stored_runs
 
 GRID = ["-S", "train.lr=0.01,1.0", "-S", "train.batch_size=7,35", "-S", "prepare.seed=1,2"]
 
 
-def sweep(root: Path, env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return run_cmd(["./pipeline", "sweep", *GRID, "--no-log", *args], root, env, check=check)
+def sweep(root: Path, env: dict, *args: str, check: bool = True, log: bool = False) -> subprocess.CompletedProcess:
+    return run_cmd(["./pipeline", "sweep", *GRID, *([] if log else ["--no-log"]), *args], root, env, check=check)
 
 
 def table(root: Path) -> bytes:
@@ -48,6 +48,7 @@ def test_one_worker_and_two_write_the_same_table_and_its_trials_are_dvc_s_bytes(
     done = sweep(root, env, "--workers", "2", "--verify", "2", "--verify-seed", "3")
     assert table(root) == one
     assert "sweep: 4 agree, 2 differ, 2 failed of 8 trials" in done.stdout
+    assert (next((root / "sweeps").glob("*/agreement.png"))).read_bytes().startswith(b"\x89PNG")
     assert "sweep --verify: 2 trial(s) identical, byte for byte, to dvc exp run" in done.stdout
     header, *rows = list(csv.reader(io.StringIO(one.decode())))
     assert header[:6] == ["trial", "train.lr", "train.batch_size", "prepare.seed", "verdict", "tolerance_ratio"]
@@ -62,7 +63,7 @@ def test_one_worker_and_two_write_the_same_table_and_its_trials_are_dvc_s_bytes(
     ]
 
 
-def test_a_resumed_sweep_skips_journaled_trials_and_verify_names_a_byte_that_differs(clone):
+def test_a_resumed_sweep_logs_each_trial_once_and_verify_names_a_byte_that_differs(clone):
     root, env = clone
     if not list((root / "sweeps").glob("*/journal.jsonl")):
         sweep(root, env)
@@ -72,7 +73,7 @@ def test_a_resumed_sweep_skips_journaled_trials_and_verify_names_a_byte_that_dif
         if not record["error"]:  # what trials that drifted from DVC would have recorded
             record["files"]["models/module.json"] = "0" * 32
     journal.write_text("".join(json.dumps(r) + "\n" for r in records))
-    done = sweep(root, env, "--verify", "2", check=False)
+    done = sweep(root, env, "--verify", "2", check=False, log=True)
     assert "sweep: 8 trials (8 already in" in done.stdout
     assert "Ray on this machine" not in done.stdout
     assert done.returncode == EXIT_VERIFY, done.stdout + done.stderr
@@ -80,6 +81,17 @@ def test_a_resumed_sweep_skips_journaled_trials_and_verify_names_a_byte_that_dif
     assert named
     assert all(line.startswith("sweep --verify: trial ") for line in named)
     assert "sweep --verify: FAILED:" in done.stdout
+    sweep(root, env, log=True)  # again: nothing new to log
+    runs = [r for r in stored_runs(env["MLFLOW_TRACKING_URI"]) if "adaline.sweep" in r.data.tags]
+    parents = [r for r in runs if r.data.tags.get("adaline.role") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(parents) == 1
+    assert sorted(r.data.tags["adaline.trial"] for r in children) == sorted(r["id"] for r in records)
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    verdicts = {r.data.tags["adaline.trial"]: r.data.tags["verdict"] for r in children}
+    assert sorted(verdicts.values()) == ["agree"] * 4 + ["differ"] * 2 + ["error"] * 2
+    assert all(set(r.data.params) == {"train.lr", "train.batch_size", "prepare.seed"} for r in children)
+    assert parents[0].data.metrics["agree"] == 4
 
 
 LISTENERS = """

@@ -6,16 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from adaline_repro.agreement import Report, compare, failure_line, load_outputs
+from adaline_repro.agreement import BackendOutputs, Report, compare, failure_line, load_outputs
 from adaline_repro.errors import EXIT_DIFFER, EXIT_OK
 from adaline_repro.files import atomic_write_text, write_json
 from adaline_repro.params import Params, load_params
 from adaline_repro.results import ExecutionInputs, ResultDirs
 
 
-def run(params: Params, dirs: ResultDirs, report_json: Path, report_md: Path) -> Report:
-    """Compare every backend's results; write reports/compare.json and compare.md."""
-    report = compare([load_outputs(b, dirs) for b in params.train.backends], params.compare)
+def run(params: Params, outputs: list[BackendOutputs], report_json: Path, report_md: Path) -> Report:
+    """Compare every backend's results (load_outputs of each, in train.backends' order); write
+    reports/compare.json and compare.md."""
+    report = compare(outputs, params.compare)
     write_json(report_json, report.as_dict())
     atomic_write_text(report_md, report.markdown())
     return report
@@ -37,7 +38,7 @@ def stage(
     that path need not be its deps.)
     """
     params = load_params(params_yaml)
-    report = run(params, dirs, report_json, report_md)
+    report = run(params, [load_outputs(b, dirs) for b in params.train.backends], report_json, report_md)
     summary = report.as_dict()
     say(report.markdown())
     if report.passed:

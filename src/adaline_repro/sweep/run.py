@@ -9,15 +9,17 @@ on the same tree finds its journal there and resumes; a changed tree starts a ne
 from __future__ import annotations
 
 import hashlib
+import queue
 import random
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from adaline_repro.errors import EXIT_BROKEN, EXIT_BUG, EXIT_OK, ReproError
-from adaline_repro.files import atomic_write_text, safe_yaml
+from adaline_repro.files import atomic_write_bytes, atomic_write_text, safe_yaml
 from adaline_repro.paths import PipelinePaths, pipeline_paths
 from adaline_repro.sweep import grid, table
 from adaline_repro.sweep.grid import Trial
@@ -63,24 +65,34 @@ def command(root: Path, options: Options, say: Callable[[str], None]) -> int:
     wanted = {t.id for t in trials}
     records = {i: r for i, r in journal.done().items() if i in wanted}
     todo = [t for t in trials if t.id not in records]
-    if options.log_to_store:
-        from adaline_repro.tracking.reachable import check_tracking_store
-        from adaline_repro.workspace import tracking_uri
-
-        check_tracking_store(tracking_uri(root))  # before minutes of trials, not after them
     say(f"sweep: {len(trials)} trials ({len(records)} already in {journal.path.relative_to(root)}), "
         f"{len(todo)} to run")  # fmt: skip
+    # Opened first: a store that does not answer fails the sweep before minutes of trials.
+    logging = _Logging(root, raw, folder.name, table.swept_keys(trials)) if options.log_to_store else None
     started = time.monotonic()
-    if todo:
-        records.update(_execute(todo, raw, paths, options, journal, say))
-    elapsed = time.monotonic() - started
-    atomic_write_text(folder / "trials.csv", table.table_text(trials, records))
-    atomic_write_text(folder / "summary.json", table.summary_text(trials, records))
-    counts = table.summary(trials, records)
-    say(
-        f"sweep: {counts['agree']} agree, {counts['differ']} differ, {counts['error']} failed "
-        f"of {counts['trials']} trials in {elapsed:.1f} s; table {folder.relative_to(root)}/trials.csv"
-    )
+    try:
+        if logging:
+            for trial in trials:
+                if trial.id in records:  # journaled by an earlier, interrupted sweep
+                    logging.put(trial, records[trial.id])
+        if todo:
+            records.update(_execute(todo, raw, paths, options, journal, logging, say))
+        elapsed = time.monotonic() - started
+        atomic_write_text(folder / "trials.csv", table.table_text(trials, records))
+        atomic_write_text(folder / "summary.json", table.summary_text(trials, records))
+        from adaline_repro.sweep.figure import agreement_map  # matplotlib: only once the trials are done
+
+        atomic_write_bytes(folder / "agreement.png", agreement_map(trials, records))
+        counts = table.summary(trials, records)
+        say(
+            f"sweep: {counts['agree']} agree, {counts['differ']} differ, {counts['error']} failed "
+            f"of {counts['trials']} trials in {elapsed:.1f} s; table and agreement map in {folder.relative_to(root)}/"
+        )
+        if logging:
+            logging.finish(trials, records, folder, say)
+    finally:
+        if logging:
+            logging.close()
     status = EXIT_BUG if any(str(r.get("error") or "").startswith("bug:") for r in records.values()) else EXIT_OK
     if options.verify:
         from adaline_repro.sweep import verify
@@ -90,10 +102,76 @@ def command(root: Path, options: Options, say: Callable[[str], None]) -> int:
     return status
 
 
+class _Logging:
+    """MLflow logging beside the trials: a thread adds each trial's child run as its record arrives, so the
+    store's writes overlap the training instead of following it."""
+
+    def __init__(self, root: Path, raw: dict, key: str, keys: list[str]) -> None:
+        from adaline_repro.tracking.sweep_runs import SweepLog
+        from adaline_repro.workspace import tracking_uri
+
+        self.log = SweepLog(tracking_uri(root), raw["tracking"]["experiment"], key)
+        self.keys = keys
+        self.busy = 0.0  # seconds spent writing to the store
+        self._queue: queue.Queue = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="sweep-mlflow", daemon=True)
+        self._thread.start()
+
+    def put(self, trial: Trial, record: dict) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((trial, record))
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                started = time.monotonic()
+                try:
+                    self.log.trial(table.tracked(*item, self.keys))
+                except BaseException as exc:  # handed to the driver's thread, raised there
+                    self._error = exc
+                self.busy += time.monotonic() - started
+
+    def finish(self, trials: list[Trial], records: dict[str, dict], folder: Path, say: Callable) -> None:
+        """Wait for the children, then log the parent's table, figure and summary."""
+        waited = time.monotonic()
+        self._drain()
+        waited = time.monotonic() - waited
+        started = time.monotonic()
+        counts = table.summary(trials, records)
+        self.log.finish(
+            table.columns(trials, records),
+            {k: v for k, v in counts.items() if isinstance(v, int | float)},
+            [p for p in (folder / "agreement.png", folder / "trials.csv", folder / "summary.json") if p.exists()],
+        )
+        self.busy += time.monotonic() - started
+        after = waited + time.monotonic() - started
+        say(f"sweep: logged to MLflow (parent run {self.log.parent}, {self.log.added} trial runs added): "
+            f"{self.busy:.1f} s of store writes, {after:.1f} s after the trials")  # fmt: skip
+
+    def _drain(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
 def _execute(
-    todo: list[Trial], raw: dict, paths: PipelinePaths, options: Options, journal: Journal, say: Callable
+    todo: list[Trial],
+    raw: dict,
+    paths: PipelinePaths,
+    options: Options,
+    journal: Journal,
+    logging: _Logging | None,
+    say: Callable,
 ) -> dict[str, dict]:
-    """Run `todo` as Ray tasks; journal each result as it arrives. Returns id -> record."""
+    """Run `todo` as Ray tasks; journal (and log) each result as it arrives. Returns id -> record."""
     from adaline_repro.sweep import cluster, worker
 
     reference = worker.kernels()  # the driver's own fingerprint: what every worker must match
@@ -112,7 +190,7 @@ def _execute(
                 ready, _ = ray.wait(list(pending), num_returns=min(len(pending), 32), timeout=0.5)
                 batch = []
                 for ref in ready:
-                    pending.pop(ref)
+                    trial = pending.pop(ref)
                     record = ray.get(ref)
                     if record.get("refused"):
                         for other in pending:
@@ -122,10 +200,12 @@ def _execute(
                             f"differs from this machine: {'; '.join(record['refused'])}; its trials were not "
                             f"run, {len(done)} finished trials are in {journal.path}"
                         )
-                    batch.append(record)
-                journal.append(batch)
-                for record in batch:
+                    batch.append((trial, record))
+                journal.append([record for _, record in batch])
+                for trial, record in batch:
                     done[record["id"]] = record
+                    if logging:
+                        logging.put(trial, record)
                     bar.update(1)
                     if record.get("error"):
                         bar.failed += 1

@@ -87,6 +87,26 @@ def rows(trials: Sequence[Trial], records: dict[str, dict]) -> tuple[list[str], 
     return header, out
 
 
+def columns(trials: Sequence[Trial], records: dict[str, dict]) -> dict[str, list[str]]:
+    """The table by column (MLflow's log_table takes it so)."""
+    header, body = rows(trials, records)
+    return {name: [row[i] for row in body] for i, name in enumerate(header)}
+
+
+def tracked(trial: Trial, record: dict, keys: Sequence[str]) -> dict:
+    """What a trial's MLflow child run holds: the swept values as params (what the UI's parallel
+    coordinates plot), the numbers as metrics, and the verdict, error and command as tags."""
+    metrics = {f"{b}.{m}": v for b, values in (record.get("metrics") or {}).items() for m, v in values.items()}
+    if record.get("tolerance_ratio") is not None:
+        metrics["tolerance_ratio"] = record["tolerance_ratio"]
+    metrics = {k: v for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
+    metrics["agree"] = 1.0 if verdict(record) == AGREE else 0.0
+    tags = {"verdict": verdict(record), "command": trial.command}
+    if record.get("error"):
+        tags["error"] = record["error"][:5000]
+    return {"id": trial.id, "params": {k: _cell(value(record, k)) for k in keys}, "metrics": metrics, "tags": tags}
+
+
 def table_text(trials: Sequence[Trial], records: dict[str, dict]) -> str:
     header, body = rows(trials, records)
     return csv_text(header, body)

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING
 
 from adaline_repro.errors import ReproError
 from adaline_repro.files import atomic_write_text, read_json
-from adaline_repro.params import Params, as_dict
+from adaline_repro.params import CompareParams, Params, as_dict
 from adaline_repro.paths import PipelinePaths
 from adaline_repro.sweep.grid import Trial, trial_params
 
 if TYPE_CHECKING:  # agreement imports numpy; the driver imports this module without it
-    from adaline_repro.agreement import Report
+    from adaline_repro.agreement import BackendOutputs, Report
 
 _SHM = Path("/dev/shm")  # noqa: S108 - mkdtemp makes a private folder there; a trial's files are read back at once and thrown away: memory, not disk
 
@@ -53,11 +53,11 @@ def run(trial: Trial, raw: dict, paths: PipelinePaths) -> dict:
     try:
         params = trial_params(raw, trial.overrides)
         record["params"] = as_dict(params)
-        report = _stages(params, scratch, paths)
+        report, loaded = _stages(params, scratch, paths)
         record["files"] = {name: _md5(scratch / name) for name in outputs(paths, params.train.backends)}
         record["metrics"] = {b: read_json(paths.results(scratch).metric(b)) for b in params.train.backends}
         record["compare"] = report.as_dict()
-        record["tolerance_ratio"] = tolerance_ratio(paths, scratch, params)
+        record["tolerance_ratio"] = tolerance_ratio(loaded, params.compare)
         record["error"] = None
     except ReproError as exc:  # a configuration the stages refuse: its message, as the stage would print it
         record["error"] = str(exc)
@@ -69,8 +69,9 @@ def run(trial: Trial, raw: dict, paths: PipelinePaths) -> dict:
     return record
 
 
-def _stages(params: Params, root: Path, paths: PipelinePaths) -> Report:
+def _stages(params: Params, root: Path, paths: PipelinePaths) -> tuple[Report, list[BackendOutputs]]:
     # Imported here: the driver imports this module to name a trial's files, without torch.
+    from adaline_repro.agreement import load_outputs
     from adaline_repro.stages import compare, evaluate, fetch, prepare, train
 
     atomic_write_text(root / paths.raw, fetch.fetch(params.fetch))
@@ -81,10 +82,11 @@ def _stages(params: Params, root: Path, paths: PipelinePaths) -> Report:
             backend, root / paths.train, dirs.model(backend), dirs.curve(backend), dirs.step(backend), params.train
         )
     evaluate.run(dirs, params.train.backends, root / paths.train, root / paths.test, params.evaluate)
-    return compare.run(params, dirs, root / paths.compare_json, root / paths.compare_md)
+    outputs = [load_outputs(b, dirs) for b in params.train.backends]  # as the compare stage reads them
+    return compare.run(params, outputs, root / paths.compare_json, root / paths.compare_md), outputs
 
 
-def tolerance_ratio(paths: PipelinePaths, root: Path, params: Params) -> float | None:
+def tolerance_ratio(outputs: list[BackendOutputs], tol: CompareParams) -> float | None:
     """The largest backend difference in units of the compare tolerance, over every pair and float
     quantity (loss curve, weights, every update's parameters): above 1 the backends differ. None when some
     pair is not comparable (a value not finite, records of different lengths)."""
@@ -92,10 +94,7 @@ def tolerance_ratio(paths: PipelinePaths, root: Path, params: Params) -> float |
 
     import numpy as np
 
-    from adaline_repro.agreement import load_outputs
-
-    outputs = [load_outputs(b, paths.results(root)) for b in params.train.backends]
-    atol, rtol = params.compare.atol, params.compare.rtol
+    atol, rtol = tol.atol, tol.rtol
     worst = 0.0
     for a, b in itertools.combinations(outputs, 2):
         for x, y in ((a.curve, b.curve), (a.weights, b.weights), (a.steps.params, b.steps.params)):

@@ -21,6 +21,8 @@ from adaline_repro.paths import PipelinePaths
 from adaline_repro.sweep import trial
 from adaline_repro.sweep.grid import Trial
 
+_reported: list[bool] = []  # whether this process has sent its fingerprint
+
 
 @functools.cache
 def kernels() -> dict:
@@ -49,7 +51,9 @@ def run(overrides: tuple[str, ...], raw: dict, paths: PipelinePaths, reference: 
         return {"id": Trial(overrides).id, "refused": refused, "worker": worker}
     record = trial.run(Trial(overrides), raw, paths)
     record["worker"] = worker
-    record["fingerprint"] = mine
+    if not _reported:  # once per process: the journal then holds every worker's fingerprint
+        record["fingerprint"] = mine
+        _reported.append(True)
     return record
 
 

@@ -45,12 +45,12 @@ class TrackingError(StoreError):
 
 # What a store that fails raises through MLflow's client: its own exception, the HTTP client's (a server),
 # SQLAlchemy's (a database), or our lock around creating the embedded store. Anything else is a bug.
-_STORE_FAILURES = (
+STORE_FAILURES = (
     mlflow.exceptions.MlflowException, requests.RequestException, sqlalchemy.exc.SQLAlchemyError, Timeout
 )  # fmt: skip
 
 
-def _store_error(uri: str, exc: BaseException) -> TrackingError:
+def store_error(uri: str, exc: BaseException) -> TrackingError:
     """One line naming the store; a locked SQLite file says so plainly instead of quoting SQL."""
     if "database is locked" in str(exc):
         return TrackingError(
@@ -110,15 +110,16 @@ def init_store(uri: str) -> None:
         db.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(db.with_name(db.name + ".lock"), timeout=_INIT_LOCK_TIMEOUT_S):
             client(uri).search_experiments(max_results=1)
-    except _STORE_FAILURES as exc:
-        raise _store_error(uri, exc) from None
+    except STORE_FAILURES as exc:
+        raise store_error(uri, exc) from None
 
 
 # MLflow 3's UI opens an experiment on its GenAI overview unless told it is classic model training.
 _EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 
-def _experiment_id(c: mlflow.MlflowClient, name: str, uri: str) -> str:
+def ensure_experiment(c: mlflow.MlflowClient, name: str, uri: str) -> str:
+    """The experiment's id, created (with its artifact location and UI kind) if new."""
     embedded = embedded_db(uri) is not None
     experiment = c.get_experiment_by_name(name)
     if experiment is None:
@@ -174,7 +175,7 @@ def log_execution(uri: str, execution: Execution) -> str:
     running: list[str] = []  # runs created and not yet terminated
     owner = {CHECKOUT_TAG: checkout_id(), PROCESS_TAG: str(processes.current())}
     try:
-        experiment_id = _experiment_id(c, execution.experiment, uri)
+        experiment_id = ensure_experiment(c, execution.experiment, uri)
         now = int(time.time() * 1000)
         note = {"mlflow.note.content": execution.note} if execution.note else {}
         parent = c.create_run(
@@ -233,8 +234,8 @@ def log_execution(uri: str, execution: Execution) -> str:
                 c.set_terminated(run_id, RunStatus.to_string(status))
             except Exception:  # the store may be what failed; nothing more to do for this run
                 log.warning("could not mark run %s as %s", run_id, RunStatus.to_string(status))
-        if isinstance(exc, _STORE_FAILURES):
-            raise _store_error(uri, exc) from exc
+        if isinstance(exc, STORE_FAILURES):
+            raise store_error(uri, exc) from exc
         raise
 
 
@@ -258,8 +259,8 @@ def end_orphaned_runs(uri: str) -> int:
                 c.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
                 ended += 1
         return ended
-    except _STORE_FAILURES as exc:
-        raise _store_error(uri, exc) from None
+    except STORE_FAILURES as exc:
+        raise store_error(uri, exc) from None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,101 @@
+"""A sweep in MLflow: one parent run per sweep, with the results table (`log_table`), the agreement map and
+the summary; one child run per trial with its swept values as params, its metrics and its verdict as tags.
+
+Logged to the store `./pipeline repro` uses, in the experiment `<tracking.experiment>-sweeps`, so the
+pipeline's own executions stay on their own. Each child takes three writes (create, one `log_batch`,
+end), never one per value. Idempotent by trial id: a resumed sweep finds its parent by the sweep's key
+and logs only the trials it has no child for, so every trial is in MLflow exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+
+from adaline_repro.tracking.store import ROLE_TAG, STORE_FAILURES, client, ensure_experiment, init_store, store_error
+
+SWEEP_TAG = "adaline.sweep"  # the sweep's key, on the parent and every child
+TRIAL_TAG = "adaline.trial"  # the trial's id, on its child
+PARENT_TAG = "mlflow.parentRunId"
+FINISHED = RunStatus.to_string(RunStatus.FINISHED)
+
+
+def experiment_name(pipeline_experiment: str) -> str:
+    return f"{pipeline_experiment}-sweeps"
+
+
+class SweepLog:
+    """The sweep's parent run, found or created when opened; children added one call per trial."""
+
+    def __init__(self, uri: str, experiment: str, key: str) -> None:
+        init_store(uri)
+        self.uri, self.key = uri, key
+        self._c = client(uri)
+        with self._failures():
+            self.experiment_id = ensure_experiment(self._c, experiment_name(experiment), uri)
+            self.parent = _parent(self._c, self.experiment_id, key)
+            self.logged = _children(self._c, self.experiment_id, self.parent)
+        self.added = 0
+
+    def trial(self, row: dict) -> None:
+        """One trial's child run, unless it has one: {"id", "params": {key: text}, "metrics": {name: float},
+        "tags": {name: text}}."""
+        if row["id"] in self.logged:
+            return
+        now = int(time.time() * 1000)
+        tags = {**row["tags"], SWEEP_TAG: self.key, TRIAL_TAG: row["id"], PARENT_TAG: self.parent}
+        with self._failures():
+            child = self._c.create_run(self.experiment_id, start_time=now, run_name=row["id"], tags=tags)
+            self._c.log_batch(
+                child.info.run_id,
+                metrics=[Metric(k, v, now, 0) for k, v in sorted(row["metrics"].items())],
+                params=[Param(k, v) for k, v in sorted(row["params"].items())],
+            )
+            self._c.set_terminated(child.info.run_id, FINISHED)
+        self.logged.add(row["id"])
+        self.added += 1
+
+    def finish(self, table: dict[str, list], summary: dict[str, float], artifacts: Sequence[Path]) -> None:
+        """The parent's table (by column, for log_table), figure and files, summary metrics; ends it."""
+        now = int(time.time() * 1000)
+        with self._failures():
+            self._c.log_table(self.parent, data=table, artifact_file="trials.json")
+            for path in artifacts:
+                self._c.log_artifact(self.parent, str(path))
+            self._c.log_batch(
+                self.parent,
+                metrics=[Metric(k, float(v), now, 0) for k, v in sorted(summary.items()) if v is not None],
+                tags=[RunTag("trials", str(len(table.get("trial", []))))],
+            )
+            self._c.set_terminated(self.parent, FINISHED)
+
+    @contextlib.contextmanager
+    def _failures(self) -> Iterator[None]:
+        try:
+            yield
+        except STORE_FAILURES as exc:
+            raise store_error(self.uri, exc) from exc
+
+
+def _parent(c, experiment_id: str, key: str) -> str:  # noqa: ANN001 (mlflow's client, imported by store)
+    found = c.search_runs(
+        [experiment_id], f"tags.`{SWEEP_TAG}` = '{key}' and tags.`{ROLE_TAG}` = 'sweep'", max_results=1
+    )
+    if found:
+        return found[0].info.run_id
+    return c.create_run(experiment_id, run_name=f"sweep {key}", tags={SWEEP_TAG: key, ROLE_TAG: "sweep"}).info.run_id
+
+
+def _children(c, experiment_id: str, parent: str) -> set[str]:  # noqa: ANN001
+    ids: set[str] = set()
+    token = None
+    while True:
+        page = c.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{parent}'", max_results=1000, page_token=token)
+        ids |= {r.data.tags.get(TRIAL_TAG) for r in page}
+        token = page.token
+        if not token:
+            return ids
