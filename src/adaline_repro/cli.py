@@ -71,10 +71,14 @@ def _check(a: argparse.Namespace) -> int:
 
 
 def _sweep(a: argparse.Namespace) -> int:
+    from adaline_repro.errors import EXIT_INTERRUPTED
     from adaline_repro.sweep import run
 
     options = run.Options(a.set_param, a.address, a.workers, a.verify, a.verify_seed, not a.no_log)
-    return run.command(Path.cwd(), options, say)
+    try:
+        return run.command(Path.cwd(), options, say)
+    except KeyboardInterrupt:  # the sweep said where its journal is
+        return EXIT_INTERRUPTED
 
 
 def _ui(a: argparse.Namespace) -> int:

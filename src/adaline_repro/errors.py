@@ -15,6 +15,7 @@ EXIT_STALE = 5  # check: params.yaml or the code changed and dvc.lock was not up
 EXIT_BROKEN = 6  # check: set-up failed or a stage crashed in the scratch copy
 EXIT_BUSY = 7  # another run holds this checkout (repro, check --update, dvc commands that write it)
 EXIT_VERIFY = 8  # sweep --verify: a trial's bytes differ from what `dvc exp run` writes for it
+EXIT_INTERRUPTED = 130  # sweep: stopped by Ctrl-C (128 + SIGINT, as a shell reports it); the journal resumes it
 EXIT_BUG = 70  # an unexpected exception (a bug): its traceback is printed (70 is EX_SOFTWARE in sysexits.h)
 
 

@@ -1,7 +1,7 @@
 """The DVC seam against what real DVC writes: its rwlock and workspace-experiment notes while a real `dvc repro`
 or `dvc exp run` runs a stage, its exception chain for a failed stage and for a path another DVC holds,
-`dvc status --json`, and its queue's account of each experiment. A DVC upgrade that changes one of these
-fails the test named after it."""
+`dvc status --json`, its queue's account of each experiment, and the params it queues for a sweep's grid.
+A DVC upgrade that changes one of these fails the test named after it."""
 
 from __future__ import annotations
 
@@ -164,6 +164,27 @@ def test_stale_params_are_read_from_real_dvc_status_json(tmp_path):
     (root / "params.yaml").write_text("x: 5\n")
     status = json.loads(_run(root, *DVC, "status", "--json").stdout)
     assert dvc_internals.stale_reasons(status) == ["work: params.yaml x modified"]
+
+
+def test_a_sweep_s_grid_is_what_dvc_exp_run_queue_queues(tmp_path):
+    """`dvc exp run --queue -S` with comma lists and a range: the params.yaml DVC stashes for each queued
+    experiment are exactly dvc_internals.grid's points applied by dvc_internals.apply_overrides."""
+    import yaml
+    from dvc.repo import Repo
+
+    root = _repo(tmp_path, EXIT_X)
+    (root / "params.yaml").write_text("x: 0\ny: 0.5\nseed: 0\n")
+    _run(root, "git", "commit", "-qam", "more params")
+    overrides = ["y=0.25,1e-3", "seed=range(1,4,2)"]
+    _run(root, *DVC, "exp", "run", "--queue", *(a for o in overrides for a in ("-S", o)))
+    with Repo(str(root)) as repo:
+        stashed = [e.stash_rev for e in repo.experiments.celery_queue.iter_queued()]
+    queued = [yaml.safe_load(_run(root, "git", "show", f"{rev}:params.yaml").stdout) for rev in stashed]
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    ours = [dvc_internals.apply_overrides(raw, point) for point in dvc_internals.grid(overrides)]
+    assert len(ours) == 4
+    assert sorted(map(json.dumps, queued)) == sorted(map(json.dumps, ours))
+    _run(root, *DVC, "queue", "remove", "--queued", check=False)
 
 
 def test_the_queue_reports_each_experiment_s_final_state_once_collected(tmp_path):

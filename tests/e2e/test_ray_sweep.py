@@ -1,6 +1,6 @@
 """`./pipeline sweep` on a real Ray: the table's bytes do not depend on how many workers ran it, its trials
-are DVC's own bytes (--verify, both ways), Ray listens on loopback only, and a worker without the CPU
-pins is refused, not mixed in."""
+are DVC's own bytes (--verify, both ways), each trial is in MLflow once however often the sweep is resumed
+or interrupted, Ray listens on loopback only, and a worker without the CPU pins is refused, not mixed in."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from adaline_repro.errors import EXIT_BROKEN, EXIT_VERIFY
+from adaline_repro.errors import EXIT_BROKEN, EXIT_INTERRUPTED, EXIT_VERIFY
+from adaline_repro.sweep.journal import Journal
 from tests.conftest import REPO, free_port, make_clone, port_open, run_cmd, stored_runs
 
 GRID = ["-S", "train.lr=0.01,1.0", "-S", "train.batch_size=7,35", "-S", "prepare.seed=1,2"]
@@ -45,11 +46,11 @@ def test_one_worker_and_two_write_the_same_table_and_its_trials_are_dvc_s_bytes(
     sweep(root, env, "--workers", "1")
     one = table(root)
     shutil.rmtree(root / "sweeps")
-    done = sweep(root, env, "--workers", "2", "--verify", "2", "--verify-seed", "3")
+    done = sweep(root, env, "--workers", "2", "--verify", "1", "--verify-seed", "3")
     assert table(root) == one
     assert "sweep: 4 agree, 2 differ, 2 failed of 8 trials" in done.stdout
     assert (next((root / "sweeps").glob("*/agreement.png"))).read_bytes().startswith(b"\x89PNG")
-    assert "sweep --verify: 2 trial(s) identical, byte for byte, to dvc exp run" in done.stdout
+    assert "sweep --verify: 1 trial(s) identical, byte for byte, to dvc exp run" in done.stdout
     header, *rows = list(csv.reader(io.StringIO(one.decode())))
     assert header[:6] == ["trial", "train.lr", "train.batch_size", "prepare.seed", "verdict", "tolerance_ratio"]
     failed = [dict(zip(header, r, strict=True)) for r in rows if r[4] == "error"]
@@ -153,3 +154,33 @@ def test_a_cluster_worker_without_the_cpu_pins_is_refused_by_name(clone, tmp_pat
             os.killpg(node.pid, signal.SIGKILL)  # its processes share its group; a drain would take 30 s
         node.wait(timeout=90)
         shutil.rmtree(sessions, ignore_errors=True)
+
+
+def test_ctrl_c_keeps_the_finished_trials_and_the_same_command_resumes_without_repeating_one(tmp_path_factory):
+    root, env = make_clone(tmp_path_factory)
+    command = ["./pipeline", "sweep", "-S", "train.seed=range(1,41)", "-S", "train.epochs=2", "--workers", "1"]
+    sweeping = subprocess.Popen(command, cwd=root, env=env, start_new_session=True, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 300
+    journal = None
+    while time.monotonic() < deadline and sweeping.poll() is None:
+        found = list((root / "sweeps").glob("*/journal.jsonl"))
+        if found and found[0].read_text().count("\n") >= 3:
+            journal = found[0]
+            break
+        time.sleep(0.1)
+    assert journal is not None, "no trial finished"
+    os.killpg(sweeping.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's foreground group
+    out, err = sweeping.communicate(timeout=120)
+    assert sweeping.returncode == EXIT_INTERRUPTED, out + err
+    assert "sweep: interrupted: " in out
+    kept = len(Journal(journal).done())
+    assert 3 <= kept < 40
+    done = run_cmd(command, root, env)
+    assert f"sweep: 40 trials ({kept} already in" in done.stdout
+    assert f"{40 - kept} to run" in done.stdout
+    runs = [r for r in stored_runs(env["MLFLOW_TRACKING_URI"]) if "adaline.sweep" in r.data.tags]
+    children = [r.data.tags["adaline.trial"] for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(children) == len(set(children)) == 40
+    assert [r.info.status for r in runs if r.data.tags.get("adaline.role") == "sweep"] == ["FINISHED"]
+    assert len(Journal(journal).done()) == 40

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adaline_repro import cpu_pins
-from adaline_repro.errors import ReproError
+from adaline_repro.errors import EXIT_BROKEN, ReproError
 
 SINGLE_MACHINE = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 AUTH_MODE = "RAY_AUTH_MODE"
@@ -30,6 +30,8 @@ AUTH_MODE = "RAY_AUTH_MODE"
 
 class ClusterError(ReproError):
     """Ray could not be started or joined."""
+
+    exit_code = EXIT_BROKEN
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,15 @@ def command(root: Path, options: Options, say: Callable[[str], None]) -> int:
                 if trial.id in records:  # journaled by an earlier, interrupted sweep
                     logging.put(trial, records[trial.id])
         if todo:
-            records.update(_execute(todo, raw, paths, options, journal, logging, say))
+            try:
+                records.update(_execute(todo, raw, paths, options, journal, logging, say))
+            except (KeyboardInterrupt, SystemExit):
+                kept = len(set(journal.done()) & wanted)
+                say(f"sweep: interrupted: {kept} of {len(trials)} trials are in {journal.path.relative_to(root)}; "
+                    "the same command resumes there")  # fmt: skip
+                if logging:
+                    logging.interrupted()
+                raise
         elapsed = time.monotonic() - started
         atomic_write_text(folder / "trials.csv", table.table_text(trials, records))
         atomic_write_text(folder / "summary.json", table.summary_text(trials, records))
@@ -155,6 +163,11 @@ class _Logging:
         self._thread.join()
         if self._error is not None:
             raise self._error
+
+    def interrupted(self) -> None:
+        """Log what arrived, then mark the parent KILLED (a resumed sweep finishes it)."""
+        self._drain()
+        self.log.interrupted()
 
     def close(self) -> None:
         if self._thread.is_alive():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import resource
 import socket
 
 from adaline_repro import cpu_pins
@@ -50,7 +51,8 @@ def run(overrides: tuple[str, ...], raw: dict, paths: PipelinePaths, reference: 
     if refused := refusals(reference, mine):
         return {"id": Trial(overrides).id, "refused": refused, "worker": worker}
     record = trial.run(Trial(overrides), raw, paths)
-    record["worker"] = worker
+    # The process's peak resident memory so far (kB on Linux): the bench reports memory per worker from it.
+    record["worker"] = {**worker, "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
     if not _reported:  # once per process: the journal then holds every worker's fingerprint
         record["fingerprint"] = mine
         _reported.append(True)

@@ -73,6 +73,10 @@ class SweepLog:
             )
             self._c.set_terminated(self.parent, FINISHED)
 
+    def interrupted(self) -> None:
+        with self._failures():
+            self._c.set_terminated(self.parent, RunStatus.to_string(RunStatus.KILLED))
+
     @contextlib.contextmanager
     def _failures(self) -> Iterator[None]:
         try:
