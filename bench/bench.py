@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -212,10 +213,51 @@ def bench_record(ws: Workspace, reps: int, baseline: Workspace | None = None) ->
 
 
 def bench_sweep(ws: Workspace, reps: int) -> dict:
-    """8 queued experiments (`dvc exp run --queue -S train.seed=...`) run by `dvc queue start -j 2`."""
+    """The default sweep (sweep.yaml) three ways, side by side: the floor (the same trials in one plain loop:
+    no Ray, no MLflow, no files), `./pipeline sweep` on 1 and on 2 workers with MLflow logging to the
+    embedded store (and 2 without), then 8 experiments queued with `dvc exp run --queue` on 2 workers."""
+    from bench.sweep_floor import floor
+
+    out: dict = {"floor": floor(ws.root)}
+    for name, args in (("workers_1", ["--workers", "1"]), ("workers_2", ["--workers", "2"]),
+                       ("workers_2_no_mlflow", ["--workers", "2", "--no-log"])):  # fmt: skip
+        shutil.rmtree(ws.root / "sweeps", ignore_errors=True)
+        out[name] = _ray_sweep(ws, args)
     cold = [ws.run(["dvc", "repro", "--force"]) for _ in range(reps)]
-    out = _queue_of_eight(ws, ws.env, "sweep", 1000)
-    return {**out, "cold": summary(cold), "per_experiment_over_cold": out["per_experiment_s"] / statistics.median(cold)}
+    queue = _queue_of_eight(ws, ws.env, "sweep", 1000)
+    out["queue"] = {**queue, "cold": summary(cold),
+                    "per_experiment_over_cold": queue["per_experiment_s"] / statistics.median(cold)}  # fmt: skip
+    per_trial = out["workers_2"]["wall_s"] / out["floor"]["trials"]
+    out["workers_2_over_floor"] = out["workers_2"]["wall_s"] / out["floor"]["wall_s"]
+    # What logging adds to the wall time (it runs beside the trials, so its own seconds overlap them).
+    out["mlflow_share_of_wall"] = 1 - out["workers_2_no_mlflow"]["wall_s"] / out["workers_2"]["wall_s"]
+    out["queue_per_experiment_over_sweep_per_trial"] = queue["per_experiment_s"] / per_trial
+    return out
+
+
+def _ray_sweep(ws: Workspace, args: list[str]) -> dict:
+    """One `./pipeline sweep` of the default grid: its wall time, its own timings and each worker's memory."""
+    store = Path(tempfile.mkdtemp(prefix="adaline-bench-store-"))  # a new store: every trial is logged
+    env = {**ws.env, "MLFLOW_TRACKING_URI": f"sqlite:///{store}/mlflow.db"}
+    started = time.perf_counter()
+    done = subprocess.run(["./pipeline", "sweep", *args], cwd=ws.root, env=env, capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    shutil.rmtree(store, ignore_errors=True)
+    wall = time.perf_counter() - started
+    (journal,) = (ws.root / "sweeps").glob("*/journal.jsonl")
+    peak: dict[int, int] = {}
+    for line in journal.read_text().splitlines():
+        worker = json.loads(line)["worker"]
+        peak[worker["pid"]] = max(peak.get(worker["pid"], 0), worker["max_rss_kb"])
+    logged = re.search(r"([\d.]+) s of store writes, ([\d.]+) s after the trials", done.stdout)
+    return {
+        "wall_s": wall,
+        "trials_s": float(re.search(r"trials in ([\d.]+) s", done.stdout)[1]),
+        "mlflow_writes_s": float(logged[1]) if logged else None,
+        "mlflow_after_trials_s": float(logged[2]) if logged else None,
+        "worker_peak_rss_mb": sorted(round(kb / 1024) for kb in peak.values()),
+        "last_line": done.stdout.strip().splitlines()[-1],
+    }
 
 
 def _queue_of_eight(ws: Workspace, env: dict, prefix: str, first_seed: int) -> dict:

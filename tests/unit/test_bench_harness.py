@@ -1,4 +1,5 @@
-"""The benchmark harness's arithmetic (bench/harness.py), and `./pipeline bench` starting it."""
+"""The benchmark harness's arithmetic (bench/harness.py), `./pipeline bench` starting it, and the sweep's floor
+computing what the sweep computes."""
 
 from __future__ import annotations
 
@@ -17,3 +18,28 @@ def test_the_bench_command_starts(capfd):
 
     assert cli.main(["bench", "--only", "nosuch"]) == 2
     assert "unknown scenarios ['nosuch']" in capfd.readouterr().err
+
+
+def test_the_sweep_floor_computes_the_verdicts_the_sweep_s_trials_do():
+    """The floor (bench/sweep_floor.py: in memory, no files) is the same arithmetic as a trial."""
+    from bench.sweep_floor import one
+
+    from adaline_repro.files import read_csv, safe_yaml
+    from adaline_repro.paths import pipeline_paths
+    from adaline_repro.stages import fetch
+    from adaline_repro.sweep import trial
+    from adaline_repro.sweep.grid import trial_params, trials
+    from tests.conftest import REPO
+
+    raw = safe_yaml((REPO / "params.yaml").read_text())
+    chosen = trials(raw, ["train.lr=0.01,0.6,1.0", "train.batch_size=7,35"])
+    raw_csv = REPO / pipeline_paths(REPO).raw
+    header, rows = read_csv(raw_csv)
+    assert raw_csv.read_text() == fetch.fetch(trial_params(raw, chosen[0].overrides).fetch)
+    seen = set()
+    for t in chosen:
+        record = trial.run(t, raw, pipeline_paths(REPO))
+        expected = None if record["error"] else record["compare"]["passed"]
+        assert one(trial_params(raw, t.overrides), header, rows) == expected, t.overrides
+        seen.add(expected)
+    assert seen == {True, False, None}  # agreeing, differing and failed trials all held to the sweep
