@@ -206,8 +206,8 @@ def _execute(
                     trial = pending.pop(ref)
                     record = ray.get(ref)
                     if record.get("refused"):
-                        for other in pending:
-                            ray.cancel(other)
+                        # No ray.cancel of the rest: cancelling while replies arrive trips a check in Ray
+                        # 2.60's task manager (a crash, seen here); shutting down ends the job's tasks.
                         raise WorkerRefused(
                             f"sweep: the worker on {record['worker']['host']} (node {record['worker']['node'][:8]}) "
                             f"differs from this machine: {'; '.join(record['refused'])}; its trials were not "
