@@ -187,8 +187,26 @@ def _execute(
     """Run `todo` as Ray tasks; journal (and log) each result as it arrives. Returns id -> record."""
     from adaline_repro.sweep import cluster, worker
 
-    reference = worker.kernels()  # the driver's own fingerprint: what every worker must match
-    machine = cluster.start(options.address, options.workers)
+    # The driver's own fingerprint, what every worker must match, probed while Ray starts (torch's import
+    # and Ray's start-up are each about 2 s, mostly waiting on disk and on Ray's processes).
+    probed: list = []  # the fingerprint, or what the probe raised
+
+    def probe() -> None:
+        try:
+            probed.append(worker.kernels())
+        except BaseException as exc:  # re-raised in the driver's thread below
+            probed.append(exc)
+
+    probing = threading.Thread(target=probe, name="sweep-fingerprint")
+    probing.start()
+    try:
+        machine = cluster.start(options.address, options.workers)
+    finally:
+        probing.join()
+    if isinstance(probed[0], BaseException):
+        cluster.stop()
+        raise probed[0]
+    reference = probed[0]
     try:
         import ray
 
