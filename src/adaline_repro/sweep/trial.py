@@ -54,7 +54,7 @@ def run(trial: Trial, raw: dict, paths: PipelinePaths) -> dict:
         params = trial_params(raw, trial.overrides)
         record["params"] = as_dict(params)
         report, loaded = _stages(params, scratch, paths)
-        record["files"] = {name: _md5(scratch / name) for name in outputs(paths, params.train.backends)}
+        record["files"] = {name: dvc_md5(scratch / name) for name in outputs(paths, params.train.backends)}
         record["metrics"] = {b: read_json(paths.results(scratch).metric(b)) for b in params.train.backends}
         record["compare"] = report.as_dict()
         record["tolerance_ratio"] = tolerance_ratio(loaded, params.compare)
@@ -108,6 +108,6 @@ def tolerance_ratio(outputs: list[BackendOutputs], tol: CompareParams) -> float 
     return worst
 
 
-def _md5(path: Path) -> str:
+def dvc_md5(path: Path) -> str:
     """What DVC 3 records for a file in dvc.lock: the md5 of its bytes."""
     return hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()

@@ -8,7 +8,6 @@ failed must fail under DVC too.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import tempfile
@@ -20,6 +19,7 @@ from adaline_repro.ops.check import scratch_env
 from adaline_repro.ops.worktree import copy_worktree
 from adaline_repro.paths import PipelinePaths
 from adaline_repro.sweep.grid import Trial
+from adaline_repro.sweep.trial import dvc_md5
 
 
 def verify(
@@ -61,6 +61,6 @@ def _differences(trial: Trial, record: dict, scratch: Path, returncode: int, log
         path = scratch / name
         if not path.is_file():
             out.append(f"{name}: missing after dvc exp run")
-        elif (theirs := hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()) != md5:
+        elif (theirs := dvc_md5(path)) != md5:
             out.append(f"{name}: md5 {md5} in the sweep, {theirs} from dvc exp run")
     return out
