@@ -20,7 +20,7 @@ def test_the_bench_command_starts(capfd):
     assert "unknown scenarios ['nosuch']" in capfd.readouterr().err
 
 
-def test_the_sweep_floor_computes_the_verdicts_the_sweep_s_trials_do():
+def test_the_sweep_floor_computes_the_verdicts_the_sweep_s_trials_do(tmp_path):
     """The floor (bench/sweep_floor.py: in memory, no files) is the same arithmetic as a trial."""
     from bench.sweep_floor import one
 
@@ -33,9 +33,10 @@ def test_the_sweep_floor_computes_the_verdicts_the_sweep_s_trials_do():
 
     raw = safe_yaml((REPO / "params.yaml").read_text())
     chosen = trials(raw, ["train.lr=0.01,0.6,1.0", "train.batch_size=7,35"])
-    raw_csv = REPO / pipeline_paths(REPO).raw
+    # the fetch stage's text, as a trial writes it (a clean clone has no data/raw/ until a repro)
+    raw_csv = tmp_path / "iris.csv"
+    raw_csv.write_text(fetch.fetch(trial_params(raw, chosen[0].overrides).fetch), encoding="utf-8")
     header, rows = read_csv(raw_csv)
-    assert raw_csv.read_text() == fetch.fetch(trial_params(raw, chosen[0].overrides).fetch)
     seen = set()
     for t in chosen:
         record = trial.run(t, raw, pipeline_paths(REPO))
