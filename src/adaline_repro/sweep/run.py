@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adaline_repro.errors import EXIT_BROKEN, EXIT_BUG, EXIT_OK, ReproError
-from adaline_repro.files import atomic_write_bytes, atomic_write_text, safe_yaml
+from adaline_repro.files import atomic_write_bytes, atomic_write_text, read_json, safe_yaml
 from adaline_repro.paths import PipelinePaths, pipeline_paths
-from adaline_repro.sweep import grid, table
+from adaline_repro.sweep import grid, summary, table
 from adaline_repro.sweep.grid import Trial
 from adaline_repro.sweep.journal import Journal
 
@@ -88,6 +88,7 @@ def command(root: Path, options: Options, say: Callable[[str], None]) -> int:
         elapsed = time.monotonic() - started
         atomic_write_text(folder / "trials.csv", table.table_text(trials, records))
         atomic_write_text(folder / "summary.json", table.summary_text(trials, records))
+        atomic_write_text(folder / "summary.md", summary.markdown(trials, records, raw, _committed(root, raw, paths)))
         from adaline_repro.sweep.figure import agreement_map  # matplotlib: only once the trials are done
 
         atomic_write_bytes(folder / "agreement.png", agreement_map(trials, records))
@@ -108,6 +109,16 @@ def command(root: Path, options: Options, say: Callable[[str], None]) -> int:
         chosen = random.Random(options.verify_seed).sample(trials, min(options.verify, len(trials)))  # noqa: S311
         status = max(status, verify.verify(root, chosen, records, paths, say))
     return status
+
+
+def _committed(root: Path, raw: dict, paths: PipelinePaths) -> dict[str, dict]:
+    """Each backend's metrics from the checkout's own run (what the summary places among the seeds)."""
+    found = {}
+    for backend in raw["train"]["backends"]:
+        path = paths.results(root).metric(backend)
+        if path.is_file():
+            found[backend] = read_json(path)
+    return found
 
 
 class _Logging:
@@ -151,7 +162,11 @@ class _Logging:
         self.log.finish(
             table.columns(trials, records),
             {k: v for k, v in counts.items() if isinstance(v, int | float)},
-            [p for p in (folder / "agreement.png", folder / "trials.csv", folder / "summary.json") if p.exists()],
+            [
+                p
+                for p in (folder / n for n in ("agreement.png", "trials.csv", "summary.json", "summary.md"))
+                if p.exists()
+            ],
         )
         self.busy += time.monotonic() - started
         after = waited + time.monotonic() - started
