@@ -1,5 +1,6 @@
 """`./pipeline ui` in a real browser: Debian's Chromium, driven by Playwright, opens the printed compare
-link and finds the three backend runs, their shared parameters and the train_mse chart."""
+link and finds the three backend runs, their shared parameters and the train_mse chart, and opens the
+printed sweep link to a parallel-coordinates plot of every trial over the swept values and agreement."""
 
 from __future__ import annotations
 
@@ -23,17 +24,24 @@ CHROMIUM_FLAGS = [
 ]
 READY_TIMEOUT_S = 240
 RUNS = ("manual@cpu", "autograd@cpu", "module@cpu")
+SWEPT = ("train.lr", "train.batch_size", "prepare.seed")
+SWEEP = [a for key, values in zip(SWEPT, ("0.01,1.0", "7,35", "1,2"), strict=True) for a in ("-S", f"{key}={values}")]
 
 
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory):
-    """A fresh clone whose own store holds one pipeline execution."""
+    """A fresh clone whose own store holds one pipeline execution and one sweep of 8 trials."""
     root, env = make_clone(tmp_path_factory)
     run_cmd(["./pipeline", "repro"], root, env)
+    run_cmd(["./pipeline", "sweep", *SWEEP], root, env)
     return root, env
 
 
-def test_compare_view_shows_the_backends_in_chromium(logged, tmp_path):
+# The compare view's parallel-coordinates plot as Plotly holds it: each axis's label and values.
+AXES = "() => document.querySelector('.js-plotly-plot').data[0].dimensions.map(d => [d.label, d.values])"
+
+
+def test_compare_view_shows_the_backends_and_the_sweep_s_parallel_coordinates_in_chromium(logged, tmp_path):
     root, env = logged
     ui = Background(["./pipeline", "ui", "--port", str(port := free_port())], root, env)
     started = time.monotonic()
@@ -65,6 +73,18 @@ def test_compare_view_shows_the_backends_in_chromium(logged, tmp_path):
                     timeout=60_000
                 )
                 page.screenshot(path=tmp_path / "experiment.png")
+                # The sweep's trials: one line per trial across the swept values, coloured by agreement.
+                page.goto(
+                    ui.wait_for("sweep trials: ", 1).removeprefix("sweep trials: "), wait_until="domcontentloaded"
+                )
+                page.get_by_text("Comparing 8 Runs").first.wait_for(timeout=60_000)
+                page.get_by_text("Parallel Coordinates Plot", exact=True).first.wait_for(timeout=30_000)
+                page.locator(".js-plotly-plot .parcoords").first.wait_for(timeout=60_000)
+                axes = dict(page.evaluate(AXES))
+                assert list(axes) == [*sorted(SWEPT), "agree"], axes
+                assert all(len(values) == 8 for values in axes.values()), axes
+                assert sorted(axes["agree"]) == [0] * 4 + [1] * 4  # 4 agree; 2 differ and 2 fail
+                page.screenshot(path=tmp_path / "sweep.png")
             finally:
                 browser.close()
         print(f"ui ready after {ready:.1f} s; screenshots in {tmp_path}")

@@ -1,7 +1,9 @@
-"""`./pipeline ui`: the MLflow UI on the pipeline's store, with links to the latest execution."""
+"""`./pipeline ui`: the MLflow UI on the pipeline's store, with links to the latest execution and the latest
+sweep's trials."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import urllib.parse
 from collections.abc import Callable
@@ -17,6 +19,7 @@ class Links:
     experiment: str
     compare: str | None  # None when the store has no execution yet
     curves: str | None
+    sweep: str | None = None  # the newest sweep's trials in the compare view (its parallel coordinates)
 
 
 def links(base: str, experiment_id: str | None, run_ids: list[str]) -> Links:
@@ -25,13 +28,20 @@ def links(base: str, experiment_id: str | None, run_ids: list[str]) -> Links:
     experiment = f"{base}/#/experiments/{experiment_id}/runs" if experiment_id else f"{base}/#/experiments"
     if not run_ids:
         return Links(experiment, None, None)
-    runs = {"runs": json.dumps(run_ids, separators=(",", ":")), "experiments": json.dumps([experiment_id])}
+    runs = _runs(experiment_id, run_ids)
     curves = {**runs, "metric": '"train_mse"', "plot_metric_keys": '["train_mse"]', "x_axis": "step"}
     return Links(
-        experiment,
-        f"{base}/#/compare-runs?{urllib.parse.urlencode(runs)}",
-        f"{base}/#/metric?{urllib.parse.urlencode(curves)}",
+        experiment, compare_link(base, experiment_id, run_ids), f"{base}/#/metric?{urllib.parse.urlencode(curves)}"
     )
+
+
+def compare_link(base: str, experiment_id: str, run_ids: list[str]) -> str:
+    """MLflow's compare view of the runs: their params and metrics side by side, a parallel-coordinates plot."""
+    return f"{base.rstrip('/')}/#/compare-runs?{urllib.parse.urlencode(_runs(experiment_id, run_ids))}"
+
+
+def _runs(experiment_id: str, run_ids: list[str]) -> dict[str, str]:
+    return {"runs": json.dumps(run_ids, separators=(",", ":")), "experiments": json.dumps([experiment_id])}
 
 
 def serve(
@@ -64,6 +74,8 @@ def say_links(found: Links, say: Callable[[str], None]) -> None:
     say(f"compare view: {found.compare}" if found.compare else "compare view: no pipeline execution logged yet")
     if found.curves:
         say(f"loss curves:  {found.curves}")
+    if found.sweep:
+        say(f"sweep trials: {found.sweep}")
 
 
 def command(params_yaml: Path, host: str, port: int, say: Callable[[str], None]) -> None:
@@ -77,11 +89,14 @@ def command(params_yaml: Path, host: str, port: int, say: Callable[[str], None])
 
     def find_links(base: str) -> Links:
         from adaline_repro.tracking.store import latest_execution
+        from adaline_repro.tracking.sweep_runs import latest_sweep
 
         latest = latest_execution(uri, experiment)
-        if latest is None:
-            return links(base, None, [])
-        return links(base, latest.experiment_id, latest.child_run_ids)
+        found = links(base, latest.experiment_id, latest.child_run_ids) if latest else links(base, None, [])
+        sweep = latest_sweep(uri, experiment)
+        if sweep is None or not sweep.child_run_ids:
+            return found
+        return dataclasses.replace(found, sweep=compare_link(base, sweep.experiment_id, sweep.child_run_ids))
 
     if uri.startswith(("http://", "https://")):
         say(f"tracking server {redacted(uri)}: nothing to start")

@@ -16,7 +16,15 @@ from pathlib import Path
 
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 
-from adaline_repro.tracking.store import ROLE_TAG, STORE_FAILURES, client, ensure_experiment, init_store, store_error
+from adaline_repro.tracking.store import (
+    ROLE_TAG,
+    STORE_FAILURES,
+    LatestExecution,
+    client,
+    ensure_experiment,
+    init_store,
+    store_error,
+)
 
 SWEEP_TAG = "adaline.sweep"  # the sweep's key, on the parent and every child
 TRIAL_TAG = "adaline.trial"  # the trial's id, on its child
@@ -85,6 +93,34 @@ class SweepLog:
             raise store_error(self.uri, exc) from exc
 
 
+def latest_sweep(uri: str, experiment: str) -> LatestExecution | None:
+    """The newest sweep's parent run and its trials' runs (in trial-id order), or None if there is none."""
+    c = client(uri)
+    found = c.get_experiment_by_name(experiment_name(experiment))
+    if found is None:
+        return None
+    parents = c.search_runs(
+        [found.experiment_id], f"tags.`{ROLE_TAG}` = 'sweep'", order_by=["attributes.start_time DESC"], max_results=1
+    )
+    if not parents:
+        return None
+    parent = parents[0].info.run_id
+    runs = _paged(c, found.experiment_id, f"tags.`{PARENT_TAG}` = '{parent}'")
+    ordered = sorted(runs, key=lambda r: r.data.tags.get(TRIAL_TAG, ""))
+    return LatestExecution(found.experiment_id, parent, [r.info.run_id for r in ordered])
+
+
+def _paged(c, experiment_id: str, query: str) -> list:  # noqa: ANN001 (mlflow's client, imported by store)
+    found: list = []
+    token = None
+    while True:
+        page = c.search_runs([experiment_id], query, max_results=1000, page_token=token)
+        found += list(page)
+        token = page.token
+        if not token:
+            return found
+
+
 def _parent(c, experiment_id: str, key: str) -> str:  # noqa: ANN001 (mlflow's client, imported by store)
     found = c.search_runs(
         [experiment_id], f"tags.`{SWEEP_TAG}` = '{key}' and tags.`{ROLE_TAG}` = 'sweep'", max_results=1
@@ -95,11 +131,4 @@ def _parent(c, experiment_id: str, key: str) -> str:  # noqa: ANN001 (mlflow's c
 
 
 def _children(c, experiment_id: str, parent: str) -> set[str]:  # noqa: ANN001
-    ids: set[str] = set()
-    token = None
-    while True:
-        page = c.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{parent}'", max_results=1000, page_token=token)
-        ids |= {r.data.tags.get(TRIAL_TAG) for r in page}
-        token = page.token
-        if not token:
-            return ids
+    return {r.data.tags.get(TRIAL_TAG) for r in _paged(c, experiment_id, f"tags.`{PARENT_TAG}` = '{parent}'")}
