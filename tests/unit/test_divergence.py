@@ -53,6 +53,43 @@ class HalfBiasGradient(ManualBackend):
         return grad_w, grad_b / 2
 
 
+class NeverApplied(ManualBackend):
+    """The update is computed and thrown away (`self.weight - self.lr * grad_w` without the assignment)."""
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        grad_w, grad_b = self.gradients(x, y)
+        _ = self.weight - self.lr * grad_w.view(-1, 1), self.bias - self.lr * grad_b
+
+
+class SkipsThirdMinibatch(ManualBackend):
+    """A stray `continue`: the third minibatch of the run makes no update."""
+
+    calls = 0
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.calls += 1
+        if self.calls != 3:
+            super().step(x, y)
+
+
+class GradientAscent(ManualBackend):
+    """`+=` for `-=`: every update goes up the gradient."""
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        grad_w, grad_b = self.gradients(x, y)
+        self.weight += self.lr * grad_w.view(-1, 1)
+        self.bias += self.lr * grad_b
+
+
+class CreepingBias(ManualBackend):
+    """The bias creeps by 3e-8 an update, below the tolerance each time: the records part only once the
+    creep adds up, at an update that itself matches."""
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        super().step(x, y)
+        self.bias -= 3e-8
+
+
 def locate(tmp_path, monkeypatch, train_table, params, names=backends.BACKENDS, faulty=None, orders=None):
     """Train each backend (one of them replaced by a faulty class, or given other shuffle orders), write
     its step record as the train stage does, read them back and locate the first divergence."""
@@ -168,3 +205,34 @@ def test_looser_tolerances_move_the_first_divergence_later_or_away(tmp_path, mon
     assert found["likely_cause"][0]["rule"] == "learning_rate"
     records = {name: read_steps(tmp_path / f"{name}.csv") for name in backends.BACKENDS}
     assert divergence.first_divergence(records, CompareParams(atol=1e-2, rtol=0.0)) is None
+
+
+@pytest.mark.parametrize("bug", [NeverApplied, SkipsThirdMinibatch])
+def test_an_update_not_applied_is_named_and_never_crashes(bug, tmp_path, monkeypatch, train_table, params):
+    """A zero update fits a zero factor: it is its own rule, not a learning rate (whose inverse crashed)."""
+    found = locate(tmp_path, monkeypatch, train_table, params, faulty={"manual": bug})
+    assert found["step"] == (1 if bug is NeverApplied else 3)
+    (cause,) = found["likely_cause"]
+    assert (cause["rule"], cause["backend"]) == ("no_update", "manual")
+    assert found["backends"]["manual"]["update"] == [0.0, 0.0, 0.0]
+
+
+def test_an_update_with_the_wrong_sign_is_named(tmp_path, monkeypatch, train_table, params):
+    found = locate(tmp_path, monkeypatch, train_table, params, faulty={"manual": GradientAscent})
+    assert found["step"] == 1
+    (cause,) = found["likely_cause"]
+    assert (cause["rule"], cause["backend"]) == ("sign", "manual")
+    assert found["update_ratios"]["manual~autograd"] == pytest.approx([-1.0] * 3, rel=1e-5)
+
+
+def test_a_slow_drift_names_no_factor_when_the_diverging_update_matches(tmp_path, monkeypatch, train_table, params):
+    """Not "learning rate 0.99999 x": the update at the first diverging step is the reference's within the
+    tolerances, so the difference is the drift that came before it."""
+    found = locate(tmp_path, monkeypatch, train_table, params, faulty={"manual": CreepingBias})
+    assert found["step"] > 1
+    (cause,) = found["likely_cause"]
+    assert (cause["rule"], cause["backend"]) == ("drift", "manual")
+    manual, autograd = found["backends"]["manual"], found["backends"]["autograd"]
+    tol = params.compare
+    for m, a in zip(manual["update"], autograd["update"], strict=True):
+        assert abs(m - a) <= tol.atol + tol.rtol * max(abs(m), abs(a))

@@ -1,0 +1,145 @@
+"""The divergence locator never raises and never loses the verdict: for arbitrary step records (random,
+identical, ones that stop moving, NaN or inf from some step on, other lengths or epochs, other parameters)
+it returns no divergence only when the records agree everywhere, else a step and a named cause or
+"unexplained", and the compare stage writes its JSON and Markdown report either way."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adaline_repro import divergence
+from adaline_repro.agreement import BackendOutputs
+from adaline_repro.params import CompareParams, load_params
+from adaline_repro.results import Steps
+from adaline_repro.stages import compare
+from tests.conftest import REPO
+
+TOL = CompareParams(atol=1e-6, rtol=1e-5)
+NAMES = ("weight[a]", "weight[b]", "bias")
+
+
+def steps(params: np.ndarray, batch: int = 2, names: tuple[str, ...] = NAMES) -> Steps:
+    k = len(params) - 1
+    index = np.arange(1, k + 1)
+    epoch = np.concatenate([[0], (index - 1) // batch + 1]).astype(np.int64)
+    within = np.concatenate([[0], (index - 1) % batch + 1]).astype(np.int64)
+    rows = ((),) + tuple((int(i), int(i) + 1) for i in index)
+    return Steps(names, epoch, within, rows, params, np.full(k + 1, np.nan))
+
+
+@st.composite
+def trajectory(draw, base: np.ndarray) -> np.ndarray:
+    """`base`, or a variant of it: redrawn, frozen from a step, scaled or zeroed updates from a step, NaN or
+    inf from a step, cut shorter or made longer."""
+    mode = draw(st.sampled_from(["same", "random", "frozen", "scaled", "zeroed", "nan", "inf", "cut", "longer"]))
+    out = base.copy()
+    s = draw(st.integers(0, len(base) - 1))
+    if mode == "random":
+        out = draw(arrays(len(base), base.shape[1]))
+    elif mode == "frozen":
+        out[s:] = out[s]
+    elif mode in ("scaled", "zeroed") and s:
+        factor = 0.0 if mode == "zeroed" else draw(st.sampled_from([-1.0, 0.5, 1.0 + 1e-9, 2.0, 10.0]))
+        updates = np.diff(base, axis=0)
+        out = np.concatenate(
+            [base[:1], base[:1] + np.cumsum(np.concatenate([updates[: s - 1], factor * updates[s - 1 :]]), axis=0)]
+        )
+    elif mode == "nan":
+        out[s:, draw(st.integers(0, base.shape[1] - 1))] = np.nan
+    elif mode == "inf":
+        out[s:] = draw(st.sampled_from([np.inf, -np.inf]))
+    elif mode == "cut":
+        out = out[: max(1, s)]
+    elif mode == "longer":
+        out = np.concatenate([out, draw(arrays(draw(st.integers(1, 5)), base.shape[1]))])
+    return out
+
+
+def arrays(n: int, width: int) -> st.SearchStrategy:
+    values = st.floats(-1e6, 1e6, allow_nan=False, width=32)
+    return st.lists(st.lists(values, min_size=width, max_size=width), min_size=n, max_size=n).map(
+        lambda rows: np.array(rows, dtype=np.float64).reshape(n, width)
+    )
+
+
+@st.composite
+def records(draw) -> dict[str, Steps]:
+    n = draw(st.integers(1, 12))
+    base = draw(arrays(n, len(NAMES)))
+    out = {}
+    for name in draw(st.sampled_from([("manual", "autograd"), ("manual", "autograd", "module")])):
+        params = draw(trajectory(base))
+        batch = draw(st.sampled_from([2, 2, 3]))  # sometimes other minibatches per epoch
+        names = NAMES if draw(st.integers(0, 9)) else NAMES[1:]  # rarely other parameters
+        out[name] = steps(params if len(names) == len(NAMES) else params[:, 1:], batch, names)
+    return out
+
+
+def outputs(recs: dict[str, Steps]) -> list[BackendOutputs]:
+    return [
+        BackendOutputs(
+            name,
+            "cpu",
+            np.array([0.5]),
+            np.zeros(3),
+            NAMES,
+            (("train", 1, 1),),
+            {"train_accuracy": 1.0, "test_accuracy": 1.0},
+            rec,
+        )  # fmt: skip
+        for name, rec in recs.items()
+    ]
+
+
+def agree_everywhere(recs: dict[str, Steps]) -> bool:
+    first, *rest = recs.values()
+    return all(
+        r.names == first.names
+        and r.params.shape == first.params.shape
+        and bool(divergence.close(r.params, first.params, TOL).all())
+        for r in rest
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records())
+def test_the_locator_returns_a_step_and_a_cause_or_none_only_when_the_records_agree(recs):
+    found = divergence.first_divergence(recs, TOL)
+    if found is None:
+        assert agree_everywhere(recs)
+        return
+    report = found.as_dict()
+    json.dumps(report, allow_nan=False)  # what compare.json can hold
+    assert 0 <= report["step"] <= max(len(r.params) for r in recs.values())
+    assert report["likely_cause"]
+    assert {c["rule"] for c in report["likely_cause"]} <= set(divergence.RULES)
+    assert divergence.summary(report).startswith(f"first divergence at {report['label']}; likely cause: ")
+    assert divergence.markdown(report).startswith("## First divergence")
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(recs=records())
+def test_the_compare_stage_always_writes_its_report(recs, tmp_path):
+    params = load_params(REPO / "params.yaml")
+    report_json, report_md = tmp_path / "compare.json", tmp_path / "compare.md"
+    for path in (report_json, report_md):  # tmp_path is shared by the examples: each must write its own
+        path.unlink(missing_ok=True)
+    report = compare.run(params, outputs(recs), report_json, report_md)
+    written = json.loads(report_json.read_text())
+    assert written["passed"] == report.passed
+    assert report_md.read_text().startswith("# Backend comparison")
+
+
+def test_unequal_lengths_that_agree_on_every_shared_step_are_a_divergence_in_the_summary():
+    base = np.cumsum(np.full((9, 3), 0.25), axis=0)
+    found = divergence.first_divergence({"manual": steps(base), "module": steps(base[:6])}, TOL)
+    assert found is not None and found.step == 6
+    text = divergence.summary(found.as_dict())
+    assert text.startswith("first divergence at step 6 (epoch 3, batch 2); likely cause: module: a different number")
+    assert "updates manual 8, module 5" in found.causes[0].evidence
