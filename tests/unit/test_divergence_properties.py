@@ -27,7 +27,7 @@ def steps(params: np.ndarray, batch: int = 2, names: tuple[str, ...] = NAMES) ->
     index = np.arange(1, k + 1)
     epoch = np.concatenate([[0], (index - 1) // batch + 1]).astype(np.int64)
     within = np.concatenate([[0], (index - 1) % batch + 1]).astype(np.int64)
-    rows = ((),) + tuple((int(i), int(i) + 1) for i in index)
+    rows = ((), *((int(i), int(i) + 1) for i in index))
     return Steps(names, epoch, within, rows, params, np.full(k + 1, np.nan))
 
 
@@ -90,7 +90,7 @@ def outputs(recs: dict[str, Steps]) -> list[BackendOutputs]:
             (("train", 1, 1),),
             {"train_accuracy": 1.0, "test_accuracy": 1.0},
             rec,
-        )  # fmt: skip
+        )
         for name, rec in recs.items()
     ]
 
@@ -139,7 +139,8 @@ def test_the_compare_stage_always_writes_its_report(recs, tmp_path):
 def test_unequal_lengths_that_agree_on_every_shared_step_are_a_divergence_in_the_summary():
     base = np.cumsum(np.full((9, 3), 0.25), axis=0)
     found = divergence.first_divergence({"manual": steps(base), "module": steps(base[:6])}, TOL)
-    assert found is not None and found.step == 6
+    assert found is not None
+    assert found.step == 6
     text = divergence.summary(found.as_dict())
     assert text.startswith("first divergence at step 6 (epoch 3, batch 2); likely cause: module: a different number")
     assert "updates manual 8, module 5" in found.causes[0].evidence
