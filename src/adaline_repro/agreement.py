@@ -14,7 +14,9 @@ import numpy as np
 from adaline_repro import divergence
 from adaline_repro.files import read_csv, read_json
 from adaline_repro.params import CompareParams
+from adaline_repro.replay import Lecture
 from adaline_repro.results import ResultDirs, Steps, parameter_names, read_curve, read_model, read_steps
+from adaline_repro.tolerance import close
 
 FLOAT_QUANTITIES = ("train_mse", "weights", "steps")  # steps: the parameters after every update
 EXACT_QUANTITIES = ("predictions", "train_accuracy", "test_accuracy")
@@ -147,7 +149,7 @@ def compare_floats(
     scale = np.maximum(np.abs(a), np.abs(b))
     rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
     worst = int(np.argmax(diff))
-    outside = np.flatnonzero(~divergence.close(a, b, tol))
+    outside = np.flatnonzero(~close(a, b, tol))
     first = int(outside[0]) if outside.size else None
     at = labels[worst] if diff[worst] > 0 else "-"
     return Difference(
@@ -191,9 +193,10 @@ def compare_pair(a: BackendOutputs, b: BackendOutputs, tol: CompareParams) -> Pa
     )
 
 
-def compare(outputs: list[BackendOutputs], tol: CompareParams) -> Report:
-    """Every pair, in the order the backends are listed, and the first update step at which any part."""
-    found = divergence.first_divergence({o.backend: o.steps for o in outputs}, tol)
+def compare(outputs: list[BackendOutputs], tol: CompareParams, lecture: Lecture | None = None) -> Report:
+    """Every pair, in the order the backends are listed, and the first update step at which any part
+    (`lecture`: the training data and learning rate, which let the cause rules replay updates)."""
+    found = divergence.first_divergence({o.backend: o.steps for o in outputs}, tol, lecture)
     return Report(
         tuple(compare_pair(a, b, tol) for a, b in itertools.combinations(outputs, 2)),
         tol,

@@ -12,6 +12,7 @@ from adaline_repro.backends.autograd import AutogradBackend
 from adaline_repro.backends.manual import ManualBackend
 from adaline_repro.backends.module import ModuleBackend
 from adaline_repro.params import CompareParams
+from adaline_repro.replay import Lecture
 from adaline_repro.results import read_steps
 from adaline_repro.stages.train import shuffle_orders, train, write_result
 
@@ -90,7 +91,45 @@ class CreepingBias(ManualBackend):
         self.bias -= 3e-8
 
 
-def locate(tmp_path, monkeypatch, train_table, params, names=backends.BACKENDS, faulty=None, orders=None):
+@pytest.fixture
+def lecture(data_dir, params):
+    """The training table and learning rate the cause rules replay updates on, as compare gives them."""
+    return Lecture(data_dir / "train.csv", params.train.lr)
+
+
+class MissingTwo(ManualBackend):
+    """The hand-derived gradient without the 2 of d/dw (y - yhat)^2: every update half the lecture's."""
+
+    def gradients(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        grad_w, grad_b = super().gradients(x, y)
+        return grad_w / 2, grad_b / 2
+
+
+class BiasNeverUpdated(ManualBackend):
+    """The bias line of the update left out: the weights move, the bias stays at 0."""
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        grad_w, _ = self.gradients(x, y)
+        self.weight -= self.lr * grad_w.view(-1, 1)
+
+
+class WithMomentum(ModuleBackend):
+    """torch.optim.SGD(..., momentum=0.9) copied from a tutorial."""
+
+    def __init__(self, n_features: int, lr: float, dtype: torch.dtype, device: torch.device) -> None:
+        super().__init__(n_features, lr, dtype, device)
+        self.optimizer = torch.optim.SGD(self.linear.parameters(), lr=lr, momentum=0.9)
+
+
+class WithWeightDecay(ModuleBackend):
+    """torch.optim.SGD(..., weight_decay=0.01): an L2 penalty the lecture does not have."""
+
+    def __init__(self, n_features: int, lr: float, dtype: torch.dtype, device: torch.device) -> None:
+        super().__init__(n_features, lr, dtype, device)
+        self.optimizer = torch.optim.SGD(self.linear.parameters(), lr=lr, weight_decay=0.01)
+
+
+def locate(tmp_path, monkeypatch, train_table, params, lecture, names=backends.BACKENDS, faulty=None, orders=None):
     """Train each backend (one of them replaced by a faulty class, or given other shuffle orders), write
     its step record as the train stage does, read them back and locate the first divergence."""
     records = {}
@@ -101,19 +140,19 @@ def locate(tmp_path, monkeypatch, train_table, params, names=backends.BACKENDS, 
         path = tmp_path / f"{name}.csv"
         write_result(result, train_table.features, tmp_path / "model.json", tmp_path / "curve.csv", path)
         records[name] = read_steps(path)
-    found = divergence.first_divergence(records, params.compare)
+    found = divergence.first_divergence(records, params.compare, lecture)
     return None if found is None else found.as_dict()
 
 
-def test_the_backends_as_written_never_diverge(tmp_path, monkeypatch, train_table, params):
+def test_the_backends_as_written_never_diverge(tmp_path, monkeypatch, train_table, params, lecture):
     """float32 rounding between the three backends stays within the tolerances at every one of the 140 steps."""
-    assert locate(tmp_path, monkeypatch, train_table, params) is None
+    assert locate(tmp_path, monkeypatch, train_table, params, lecture) is None
 
 
-def test_missing_zero_grad_is_gradient_accumulation_from_step_2(tmp_path, monkeypatch, train_table, params):
+def test_missing_zero_grad_is_gradient_accumulation_from_step_2(tmp_path, monkeypatch, train_table, params, lecture):
     """Step 1 starts from zeroed gradients, so the first diverging update is step 2, and it equals the sum of
     the fresh gradients of steps 1 and 2."""
-    found = locate(tmp_path, monkeypatch, train_table, params, faulty={"module": NoZeroGrad})
+    found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"module": NoZeroGrad})
     assert (found["step"], found["epoch"], found["batch"]) == (2, 1, 2)
     assert found["apart"] == ["manual~module", "autograd~module"]
     (cause,) = found["likely_cause"]
@@ -125,22 +164,26 @@ def test_missing_zero_grad_is_gradient_accumulation_from_step_2(tmp_path, monkey
     assert module["update"] == pytest.approx(summed, abs=1e-7)
 
 
-def test_a_learning_rate_off_by_a_factor_is_a_constant_update_ratio(tmp_path, monkeypatch, train_table, params):
-    found = locate(tmp_path, monkeypatch, train_table, params, faulty={"manual": TripleLearningRate})
+def test_a_learning_rate_off_by_a_factor_is_a_constant_update_ratio(
+    tmp_path, monkeypatch, train_table, params, lecture
+):
+    found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"manual": TripleLearningRate})
     assert (found["step"], found["epoch"], found["batch"]) == (1, 1, 1)
     (cause,) = found["likely_cause"]
     assert (cause["rule"], cause["backend"]) == ("learning_rate", "manual")
     assert found["update_ratios"]["manual~autograd"] == pytest.approx([1 / 3] * 3, rel=1e-5)
-    assert "manual's learning rate is 3 x autograd's" in cause["evidence"]
+    assert cause["evidence"].startswith(
+        "manual's learning rate is 3 x the configured one; this reproduces manual's updates at steps 1-7"
+    )
 
 
 def test_another_shuffle_order_is_different_rows_at_the_first_diverging_step(
-    tmp_path, monkeypatch, train_table, params
+    tmp_path, monkeypatch, train_table, params, lecture
 ):
     """Epochs 1-3 shuffled alike and epoch 4 not: the first diverging step is epoch 4's first, step 22."""
     orders = shuffle_orders(len(train_table.y), params.train.epochs, params.train.seed)
     orders[3] = shuffle_orders(len(train_table.y), 1, params.train.seed + 1)[0]
-    found = locate(tmp_path, monkeypatch, train_table, params, orders={"autograd": orders})
+    found = locate(tmp_path, monkeypatch, train_table, params, lecture, orders={"autograd": orders})
     assert (found["step"], found["epoch"], found["batch"]) == (22, 4, 1)
     (cause,) = found["likely_cause"]
     assert (cause["rule"], cause["backend"]) == ("shuffle_order", "autograd")
@@ -149,16 +192,18 @@ def test_another_shuffle_order_is_different_rows_at_the_first_diverging_step(
     assert found["backends"]["autograd"]["rows"] != found["backends"]["manual"]["rows"]
 
 
-def test_sum_instead_of_mean_is_an_update_ratio_of_the_minibatch_size(tmp_path, monkeypatch, train_table, params):
-    found = locate(tmp_path, monkeypatch, train_table, params, faulty={"autograd": SummedLoss})
+def test_sum_instead_of_mean_is_an_update_ratio_of_the_minibatch_size(
+    tmp_path, monkeypatch, train_table, params, lecture
+):
+    found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"autograd": SummedLoss})
     assert (found["step"], found["epoch"], found["batch"]) == (1, 1, 1)
     (cause,) = found["likely_cause"]
     assert (cause["rule"], cause["backend"]) == ("sum_not_mean", "autograd")
     assert found["update_ratios"]["manual~autograd"] == pytest.approx([params.train.batch_size] * 3, rel=1e-5)
 
 
-def test_a_different_initialisation_diverges_before_the_first_step(tmp_path, monkeypatch, train_table, params):
-    found = locate(tmp_path, monkeypatch, train_table, params, faulty={"manual": NonzeroBias})
+def test_a_different_initialisation_diverges_before_the_first_step(tmp_path, monkeypatch, train_table, params, lecture):
+    found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"manual": NonzeroBias})
     assert found["step"] == 0
     assert found["label"] == "step 0 (before the first update)"
     (cause,) = found["likely_cause"]
@@ -166,9 +211,9 @@ def test_a_different_initialisation_diverges_before_the_first_step(tmp_path, mon
     assert found["backends"]["manual"]["after"] == pytest.approx([0, 0, 0.01])
 
 
-def test_a_bug_no_rule_reproduces_is_unexplained_with_the_numbers(tmp_path, monkeypatch, train_table, params):
+def test_a_bug_no_rule_reproduces_is_unexplained_with_the_numbers(tmp_path, monkeypatch, train_table, params, lecture):
     """Per-parameter ratios 1, 1, 0.5 are not one constant: no rule claims it."""
-    found = locate(tmp_path, monkeypatch, train_table, params, faulty={"manual": HalfBiasGradient})
+    found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"manual": HalfBiasGradient})
     assert found["step"] == 1
     (cause,) = found["likely_cause"]
     assert (cause["rule"], cause["backend"]) == ("unexplained", "manual")
@@ -177,22 +222,25 @@ def test_a_bug_no_rule_reproduces_is_unexplained_with_the_numbers(tmp_path, monk
     assert divergence.summary(found) == expected
 
 
-def test_with_two_backends_a_symmetric_rule_blames_neither(tmp_path, monkeypatch, train_table, params):
-    """No majority: a learning-rate ratio cannot say which side is wrong, but a sum-for-mean ratio (the
-    minibatch size, not its inverse) and accumulation can."""
+def test_with_two_backends_the_replay_says_which_one_is_wrong(tmp_path, monkeypatch, train_table, params, lecture):
+    """No majority: the lecture's update, replayed, reproduces one record and not the other, and that one is
+    blamed; without the training data the records alone cannot tell a learning-rate factor's side."""
     pair = ("manual", "module")
-    lr = locate(tmp_path, monkeypatch, train_table, params, pair, faulty={"module": TripleLearningRate})
-    assert [(c["rule"], c["backend"]) for c in lr["likely_cause"]] == [("learning_rate", None)]
-    assert divergence.likely_causes(lr) == "manual or module: learning rate off by a factor"
-    summed = locate(tmp_path, monkeypatch, train_table, params, pair, faulty={"manual": SummedLoss})
+    lr = locate(tmp_path, monkeypatch, train_table, params, lecture, pair, faulty={"module": TripleLearningRate})
+    assert [(c["rule"], c["backend"]) for c in lr["likely_cause"]] == [("learning_rate", "module")]
+    assert divergence.likely_causes(lr) == "module: learning rate off by a factor"
+    records = {name: read_steps(tmp_path / f"{name}.csv") for name in pair}
+    alone = divergence.first_divergence(records, params.compare).as_dict()
+    assert [(c["rule"], c["backend"]) for c in alone["likely_cause"]] == [("unexplained", None)]
+    summed = locate(tmp_path, monkeypatch, train_table, params, lecture, pair, faulty={"manual": SummedLoss})
     assert [(c["rule"], c["backend"]) for c in summed["likely_cause"]] == [("sum_not_mean", "manual")]
-    accumulated = locate(tmp_path, monkeypatch, train_table, params, pair, faulty={"manual": NoZeroGrad})
+    accumulated = locate(tmp_path, monkeypatch, train_table, params, lecture, pair, faulty={"manual": NoZeroGrad})
     assert [(c["rule"], c["backend"], accumulated["step"]) for c in accumulated["likely_cause"]] == [
         ("missing_zero_grad", "manual", 2)
     ]
 
 
-def test_looser_tolerances_move_the_first_divergence_later_or_away(tmp_path, monkeypatch, train_table, params):
+def test_looser_tolerances_move_the_first_divergence_later_or_away(tmp_path, monkeypatch, train_table, params, lecture):
     """The locator uses the compare tolerances: a learning rate off by 0.1 % parts at step 1 under the
     defaults and nowhere when the tolerance is wider than the whole effect."""
 
@@ -200,7 +248,7 @@ def test_looser_tolerances_move_the_first_divergence_later_or_away(tmp_path, mon
         def __init__(self, n_features: int, lr: float, dtype: torch.dtype, device: torch.device) -> None:
             super().__init__(n_features, 1.001 * lr, dtype, device)
 
-    found = locate(tmp_path, monkeypatch, train_table, params, faulty={"manual": SlightlyFaster})
+    found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"manual": SlightlyFaster})
     assert found["step"] == 1
     assert found["likely_cause"][0]["rule"] == "learning_rate"
     records = {name: read_steps(tmp_path / f"{name}.csv") for name in backends.BACKENDS}
@@ -208,27 +256,29 @@ def test_looser_tolerances_move_the_first_divergence_later_or_away(tmp_path, mon
 
 
 @pytest.mark.parametrize("bug", [NeverApplied, SkipsThirdMinibatch])
-def test_an_update_not_applied_is_named_and_never_crashes(bug, tmp_path, monkeypatch, train_table, params):
+def test_an_update_not_applied_is_named_and_never_crashes(bug, tmp_path, monkeypatch, train_table, params, lecture):
     """A zero update fits a zero factor: it is its own rule, not a learning rate (whose inverse crashed)."""
-    found = locate(tmp_path, monkeypatch, train_table, params, faulty={"manual": bug})
+    found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"manual": bug})
     assert found["step"] == (1 if bug is NeverApplied else 3)
     (cause,) = found["likely_cause"]
     assert (cause["rule"], cause["backend"]) == ("no_update", "manual")
     assert found["backends"]["manual"]["update"] == [0.0, 0.0, 0.0]
 
 
-def test_an_update_with_the_wrong_sign_is_named(tmp_path, monkeypatch, train_table, params):
-    found = locate(tmp_path, monkeypatch, train_table, params, faulty={"manual": GradientAscent})
+def test_an_update_with_the_wrong_sign_is_named(tmp_path, monkeypatch, train_table, params, lecture):
+    found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"manual": GradientAscent})
     assert found["step"] == 1
     (cause,) = found["likely_cause"]
     assert (cause["rule"], cause["backend"]) == ("sign", "manual")
     assert found["update_ratios"]["manual~autograd"] == pytest.approx([-1.0] * 3, rel=1e-5)
 
 
-def test_a_slow_drift_names_no_factor_when_the_diverging_update_matches(tmp_path, monkeypatch, train_table, params):
+def test_a_slow_drift_names_no_factor_when_the_diverging_update_matches(
+    tmp_path, monkeypatch, train_table, params, lecture
+):
     """Not "learning rate 0.99999 x": the update at the first diverging step is the reference's within the
     tolerances, so the difference is the drift that came before it."""
-    found = locate(tmp_path, monkeypatch, train_table, params, faulty={"manual": CreepingBias})
+    found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"manual": CreepingBias})
     assert found["step"] > 1
     (cause,) = found["likely_cause"]
     assert (cause["rule"], cause["backend"]) == ("drift", "manual")
@@ -236,3 +286,51 @@ def test_a_slow_drift_names_no_factor_when_the_diverging_update_matches(tmp_path
     tol = params.compare
     for m, a in zip(manual["update"], autograd["update"], strict=True):
         assert abs(m - a) <= tol.atol + tol.rtol * max(abs(m), abs(a))
+
+
+def test_a_gradient_without_its_factor_2_is_half_the_learning_rate_and_says_so(
+    tmp_path, monkeypatch, train_table, params, lecture
+):
+    """Two mechanisms, one signature: the report names both."""
+    found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"manual": MissingTwo})
+    assert found["step"] == 1
+    (cause,) = found["likely_cause"]
+    assert (cause["rule"], cause["backend"]) == ("learning_rate", "manual")
+    assert cause["evidence"].startswith(
+        "manual's learning rate is 0.5 x the configured one (or its gradient lost the 2"
+    )
+
+
+def test_a_bias_never_updated_is_unexplained_and_shows_what_moved(tmp_path, monkeypatch, train_table, params, lecture):
+    found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"manual": BiasNeverUpdated})
+    assert found["step"] == 1
+    (cause,) = found["likely_cause"]
+    assert (cause["rule"], cause["backend"]) == ("unexplained", "manual")
+    assert "manual moved weight[sepal_width], weight[petal_length])" in cause["evidence"]
+    assert "ratios [1, 1, 0]" in cause["evidence"]
+
+
+OPTIMIZER_BUGS = [(WithMomentum, "momentum", "momentum 0.9 "), (WithWeightDecay, "weight_decay", "weight decay 0.01 x")]
+
+
+@pytest.mark.parametrize(("bug", "rule", "text"), OPTIMIZER_BUGS)
+def test_an_optimizer_setting_the_lecture_lacks_is_named_with_its_value_from_step_2(
+    bug, rule, text, tmp_path, monkeypatch, train_table, params, lecture
+):
+    """Momentum and weight decay change nothing at step 1 (no velocity yet; the weights start at 0); from
+    step 2 the fitted value, replayed, reproduces the rest of the epoch."""
+    found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"module": bug})
+    assert found["step"] == 2
+    (cause,) = found["likely_cause"]
+    assert (cause["rule"], cause["backend"]) == (rule, "module")
+    assert text in cause["evidence"]
+    assert "reproduces module's updates at steps 2-7" in cause["evidence"]
+
+
+def test_the_same_order_every_epoch_is_a_shuffle_order_at_epoch_2(tmp_path, monkeypatch, train_table, params, lecture):
+    """A shuffle drawn once, not per epoch."""
+    orders = shuffle_orders(len(train_table.y), params.train.epochs, params.train.seed)
+    found = locate(tmp_path, monkeypatch, train_table, params, lecture, orders={"module": [orders[0]] * len(orders)})
+    assert (found["step"], found["epoch"], found["batch"]) == (8, 2, 1)
+    (cause,) = found["likely_cause"]
+    assert (cause["rule"], cause["backend"]) == ("shuffle_order", "module")

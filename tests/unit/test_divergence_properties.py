@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 
 from adaline_repro import divergence
 from adaline_repro.agreement import BackendOutputs
+from adaline_repro.causes import RULES
 from adaline_repro.params import CompareParams, load_params
 from adaline_repro.results import Steps
 from adaline_repro.stages import compare
+from adaline_repro.tolerance import close
 from tests.conftest import REPO
 
 TOL = CompareParams(atol=1e-6, rtol=1e-5)
@@ -100,7 +102,7 @@ def agree_everywhere(recs: dict[str, Steps]) -> bool:
     return all(
         r.names == first.names
         and r.params.shape == first.params.shape
-        and bool(divergence.close(r.params, first.params, TOL).all())
+        and bool(close(r.params, first.params, TOL).all())
         for r in rest
     )
 
@@ -116,7 +118,7 @@ def test_the_locator_returns_a_step_and_a_cause_or_none_only_when_the_records_ag
     json.dumps(report, allow_nan=False)  # what compare.json can hold
     assert 0 <= report["step"] <= max(len(r.params) for r in recs.values())
     assert report["likely_cause"]
-    assert {c["rule"] for c in report["likely_cause"]} <= set(divergence.RULES)
+    assert {c["rule"] for c in report["likely_cause"]} <= set(RULES)
     assert divergence.summary(report).startswith(f"first divergence at {report['label']}; likely cause: ")
     assert divergence.markdown(report).startswith("## First divergence")
 

@@ -24,6 +24,7 @@ from adaline_repro.ops.fingerprint import Difference, differences, fingerprint
 from adaline_repro.ops.worktree import copy_worktree
 from adaline_repro.params import CompareParams, Params, load_params
 from adaline_repro.paths import PipelinePaths, pipeline_paths
+from adaline_repro.replay import Lecture
 
 if TYPE_CHECKING:
     from adaline_repro.repro.run_lock import Run
@@ -84,6 +85,7 @@ def run_device(scratch: Path, device: str, env: dict[str, str], params: Params, 
                 target.parent.mkdir(parents=True, exist_ok=True)
                 (shutil.copytree if (scratch / rel).is_dir() else shutil.copy2)(scratch / rel, target)
         run.results_root = keep
+        run.train = scratch / paths.train
         run.results = load_results(keep, paths, params.train.backends)
     return run
 
@@ -94,13 +96,18 @@ def drift(reference: list[BackendOutputs], fresh: list[BackendOutputs], tol: Com
 
 
 def divergences(
-    reference: list[BackendOutputs], fresh: list[BackendOutputs], names: tuple[str, str], tol: CompareParams
+    reference: list[BackendOutputs],
+    fresh: list[BackendOutputs],
+    names: tuple[str, str],
+    tol: CompareParams,
+    lecture: Lecture | None = None,
 ) -> dict[str, dict | None]:
     """Each backend's first update step at which its two records part (None: never), by the locator compare
     uses across backends; `names` label the two records in the explanation."""
     found = {}
     for ref, new in zip(reference, fresh, strict=True):
-        located = divergence.first_divergence(dict(zip(names, (ref.steps, new.steps), strict=True)), tol)
+        records = dict(zip(names, (ref.steps, new.steps), strict=True))
+        located = divergence.first_divergence(records, tol, lecture)
         found[ref.backend] = None if located is None else located.as_dict()
     return found
 
@@ -183,7 +190,8 @@ def judge(
     beyond the tolerances, from which update step, which files have other bytes, whether anything explains
     them, and so the outcome."""
     run.drift = drift(reference, run.results, params.compare)
-    run.divergences = divergences(reference, run.results, ("committed", "fresh"), params.compare)
+    lecture = Lecture(run.train, params.train.lr) if run.train else None
+    run.divergences = divergences(reference, run.results, ("committed", "fresh"), params.compare, lecture)
     run.byte_differences = differing_files(repo, run.results_root, result_files(paths, repo, run.results_root))
     run.lock_identical = all(d.file != "dvc.lock" for d in run.byte_differences)
     run.explained_by = explanations(run.results[0].device, reference[0].device, env_diffs)

@@ -33,6 +33,7 @@ class DeviceRun:
     compare_passed: bool | None
     log_tail: str
     results_root: Path | None = None  # where this run's result files were kept
+    train: Path | None = None  # the run's training table, which the cause rules replay updates on
     lock_identical: bool | None = None  # the fresh dvc.lock equals the committed one byte for byte
     results: list[BackendOutputs] = field(default_factory=list)
     drift: list[PairResult] = field(default_factory=list)

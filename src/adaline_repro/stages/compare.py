@@ -10,13 +10,17 @@ from adaline_repro.agreement import BackendOutputs, Report, compare, failure_lin
 from adaline_repro.errors import EXIT_DIFFER, EXIT_OK
 from adaline_repro.files import atomic_write_text, write_json
 from adaline_repro.params import Params, load_params
+from adaline_repro.replay import Lecture
 from adaline_repro.results import ExecutionInputs, ResultDirs
 
 
-def run(params: Params, outputs: list[BackendOutputs], report_json: Path, report_md: Path) -> Report:
+def run(
+    params: Params, outputs: list[BackendOutputs], report_json: Path, report_md: Path, train: Path | None = None
+) -> Report:
     """Compare every backend's results (load_outputs of each, in train.backends' order); write
-    reports/compare.json and compare.md."""
-    report = compare(outputs, params.compare)
+    reports/compare.json and compare.md. `train` (train.csv) is read only when a step diverges: the cause
+    rules replay the lecture's updates on it."""
+    report = compare(outputs, params.compare, Lecture(train, params.train.lr) if train else None)
     write_json(report_json, report.as_dict())
     atomic_write_text(report_md, report.markdown())
     return report
@@ -38,7 +42,8 @@ def stage(
     that path need not be its deps.)
     """
     params = load_params(params_yaml)
-    report = run(params, [load_outputs(b, dirs) for b in params.train.backends], report_json, report_md)
+    outputs = [load_outputs(b, dirs) for b in params.train.backends]
+    report = run(params, outputs, report_json, report_md, inputs.train)
     summary = report.as_dict()
     say(report.markdown())
     if report.passed:

@@ -83,7 +83,7 @@ def _stages(params: Params, root: Path, paths: PipelinePaths) -> tuple[Report, l
         )
     evaluate.run(dirs, params.train.backends, root / paths.train, root / paths.test, params.evaluate)
     outputs = [load_outputs(b, dirs) for b in params.train.backends]  # as the compare stage reads them
-    return compare.run(params, outputs, root / paths.compare_json, root / paths.compare_md), outputs
+    return compare.run(params, outputs, root / paths.compare_json, root / paths.compare_md, root / paths.train), outputs
 
 
 def tolerance_ratio(outputs: list[BackendOutputs], tol: CompareParams) -> float | None:

@@ -46,7 +46,7 @@ def test_another_device_or_a_byte_relevant_environment_difference_explains_bytes
 # so the committed files serve as the fresh run here and a changed copy as what was committed.
 
 
-def _judged(tmp_path, params, change, env_diffs=()):
+def _judged(tmp_path, params, change, env_diffs=(), train=None):
     """check.judge on the repository's committed results (the fresh run) against a copy that `change`
     edits (what was committed); (the device run, its check.md text)."""
     import shutil
@@ -63,7 +63,7 @@ def _judged(tmp_path, params, change, env_diffs=()):
             (shutil.copytree if (REPO / rel).is_dir() else shutil.copy2)(REPO / rel, root / rel)
     change(committed)
     run = check_report.DeviceRun(
-        "cpu", 0, True, "", fresh, results=check.load_results(fresh, paths, params.train.backends)
+        "cpu", 0, True, "", fresh, train=train, results=check.load_results(fresh, paths, params.train.backends)
     )
     reference = check.load_results(committed, paths, params.train.backends)
     check.judge(committed, run, reference, list(env_diffs), params, paths)
@@ -147,15 +147,16 @@ def test_results_from_a_learning_rate_off_by_a_tenth_of_a_percent_are_drift_loca
                       shifted)  # fmt: skip
         evaluate.run(dirs, params.train.backends, data_dir / "train.csv", data_dir / "test.csv", params.evaluate)
 
-    run, text = _judged(tmp_path, params, retrain)
+    run, text = _judged(tmp_path, params, retrain, train=data_dir / "train.csv")
     drift = {p.a: {d.quantity: d for d in p.differences} for p in run.drift}
     assert run.outcome == check.DRIFT
     assert all(not drift[b]["train_mse"].passed and not drift[b]["weights"].passed for b in params.train.backends)
     for backend in params.train.backends:  # the locator compare uses, committed against fresh
         found = run.divergences[backend]
         assert found["step"] == 1
-        assert [(c["rule"], c["backend"]) for c in found["likely_cause"]] == [("learning_rate", None)]
-        assert "fresh's learning rate is 0.999001 x committed's" in found["likely_cause"][0]["evidence"]
-    assert (
-        "- manual: first divergence at step 1 (epoch 1, batch 1); likely cause: committed or fresh: learning " in text
-    )
+        # the lecture's update replayed on the training table reproduces the fresh record, not the committed
+        assert [(c["rule"], c["backend"]) for c in found["likely_cause"]] == [("learning_rate", "committed")]
+        assert found["likely_cause"][0]["evidence"].startswith(
+            "committed's learning rate is 1.001 x the configured one"
+        )
+    assert "- manual: first divergence at step 1 (epoch 1, batch 1); likely cause: committed: learning " in text
