@@ -156,7 +156,8 @@ def test_compare_command_fails_after_logging_the_execution(tmp_path, data_dir, t
     assert "## First divergence" in (tmp_path / "r.md").read_text()
     assert parent.data.tags["compare.first_divergence"] == "step 1 (epoch 1, batch 1)"
     assert parent.data.tags["compare.likely_cause"] == "module: learning rate off by a factor"
-    assert "module's learning rate is 1.001 x the configured one; this reproduces" in parent.data.tags["mlflow.note.content"]
+    note = parent.data.tags["mlflow.note.content"]
+    assert "module's learning rate is 1.001 x the configured one; this reproduces" in note
     drawn = (tmp_path / "figure.png").read_bytes()
     figures.draw(params.train.backends, dirs.curves, tmp_path / "plain.png")
     assert drawn.startswith(b"\x89PNG")
