@@ -100,8 +100,9 @@ class Report:
 
     def markdown(self) -> str:
         verdict = "PASSED: the backends agree" if self.passed else "FAILED: the backends differ"
+        lead = f"{divergence.sentence(self.divergence)}\n\n" if self.divergence else ""
         return (
-            f"# Backend comparison\n\n**{verdict}** (floats within atol={self.tolerances.atol:g}, "
+            f"# Backend comparison\n\n{lead}**{verdict}** (floats within atol={self.tolerances.atol:g}, "
             f"rtol={self.tolerances.rtol:g}; predictions and accuracies exactly).\n\n{difference_table(self.as_dict())}"
             f"\n{divergence.markdown(self.divergence)}"
         )
@@ -221,7 +222,8 @@ def load_outputs(backend: str, dirs: ResultDirs) -> BackendOutputs:
 
 
 def failure_line(report: dict) -> str:
-    """Why compare failed, in one line, from reports/compare.json: the quantities that differ, the first
-    update step at which the parameters part and the likely cause."""
+    """Why compare failed, in one line, from reports/compare.json: the quantities that differ, then the
+    student's sentence (divergence.sentence: which backend, which step, what its update did, the cause)."""
     failed = [q for q in QUANTITIES if any(not pair[q]["passed"] for pair in report["pairs"].values())]
-    return f"the backends differ in {', '.join(failed)}; {divergence.summary(report['first_divergence'])}"
+    why = divergence.sentence(report["first_divergence"])
+    return f"the backends differ in {', '.join(failed)}; {why[0].lower()}{why[1:]}"

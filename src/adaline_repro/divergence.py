@@ -143,6 +143,49 @@ def summary(divergence: dict | None) -> str:
     return f"first divergence at {divergence['label']}; likely cause: {likely_causes(divergence)}"
 
 
+def sentence(divergence: dict | None) -> str:
+    """What a student can act on, in one sentence: which backend, at which step, what its update did next to
+    the others', and the likely cause, or that no rule fits (the evidence is under it in the report)."""
+    if divergence is None:
+        return summary(None)
+    parts = []
+    for cause in divergence["likely_cause"]:
+        why = "no rule fits (the per-parameter evidence is below)" if cause["rule"] == "unexplained" else (
+            f"likely cause: {cause_text(cause)}")  # fmt: skip
+        parts.append(f"at {divergence['label']}, {_what_it_did(divergence, cause)}; {why}")
+    text = "; ".join(parts) or f"at {divergence['label']} the records part; no rule fits"
+    return text[0].upper() + text[1:] + "."
+
+
+def _what_it_did(divergence: dict, cause: dict) -> str:
+    """`module's update is 3 x manual's and autograd's in every parameter`, for the blamed record (or, when
+    none is, the second of the pair against the first)."""
+    ref, who = cause["pair"]
+    if cause["backend"]:
+        who = cause["backend"]
+        others = [n for n in divergence["backends"] if n != who]
+        ref = others[0]
+    else:
+        others = [ref]
+    them = " and ".join(f"{n}'s" for n in others)
+    entry = divergence["backends"][who]
+    if divergence["step"] == 0:
+        return f"{who} starts from {vec(entry.get('after', []))}, not from where {' and '.join(others)} start"
+    if "update" not in entry:
+        go = "goes" if len(others) == 1 else "go"
+        return f"{who} ends after {entry['updates']} updates while {' and '.join(others)} {go} on"
+    ratios = divergence["update_ratios"].get(f"{ref}~{who}")
+    if ratios is None:  # stored the other way round: ref's update over who's
+        ratios = [1 / r if isinstance(r, float) and r else None for r in divergence["update_ratios"][f"{who}~{ref}"]]
+    if any(not isinstance(r, float) for r in ratios):
+        return f"{who}'s update is {vec(entry['update'])}, unlike {them}"
+    if max(ratios) - min(ratios) > 1e-3 * max(abs(r) for r in ratios):
+        return f"{who}'s update is {vec(ratios)} x {them}, parameter by parameter"
+    if abs(ratios[0] - 1) <= 1e-5:  # float32 rounding of the updates; a learning rate 1.001 x is not this
+        return f"{who}'s update is the same as {them}"
+    return f"{who}'s update is {ratios[0]:.4g} x {them} in every parameter"
+
+
 def markdown(divergence: dict | None) -> str:
     """The report section: the step, each record's parameters before it and its update, the ratios, causes."""
     if divergence is None:

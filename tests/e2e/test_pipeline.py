@@ -226,12 +226,15 @@ def test_a_backend_that_differs_fails_compare_and_is_still_logged(repo):
     assert done.returncode == EXIT_DIFFER
     assert "failed to reproduce 'compare'" in done.stderr
     assert "FAILED: the backends differ" in done.stdout
-    assert done.stderr.splitlines()[-1] == (
+    last = done.stderr.splitlines()[-1]  # the student's sentence ends the run
+    assert last.startswith(
         "repro: stopped at compare: the backends differ in train_mse, weights, steps, predictions, train_accuracy, "
-        "test_accuracy; first divergence at "
-        "step 2 (epoch 1, batch 2); likely cause: module: missing zero_grad() (gradient accumulation) "
-        f"(see {PATHS.compare_md})"
-    )
+        "test_accuracy; at step 2 (epoch 1, batch 2), module's update is ["
+    ), last
+    assert last.endswith(
+        "x autograd's and manual's, parameter by parameter; likely cause: module: missing zero_grad() (gradient "
+        f"accumulation) (see {PATHS.compare_md})"
+    ), last
     report = json.loads((root / "reports" / "compare.json").read_text())
     assert report["passed"] is False
     assert report["pairs"]["manual~autograd"]["passed"] is True
@@ -243,7 +246,7 @@ def test_a_backend_that_differs_fails_compare_and_is_still_logged(repo):
     assert parent.data.tags["compare.verdict"] == "failed"
     assert parent.data.tags["compare.first_divergence"] == "step 2 (epoch 1, batch 2)"
     assert parent.data.tags["compare.likely_cause"] == "module: missing zero_grad() (gradient accumulation)"
-    assert "its gradients were not zeroed since step 1" in parent.data.tags["mlflow.note.content"]
+    assert "module's gradients were not zeroed since step 1" in parent.data.tags["mlflow.note.content"]
     assert parent.info.run_name.startswith("pipeline: FAILED (max diff ")
     assert parent.data.metrics["compare_passed"] == 0.0
     assert parent.data.metrics["compare_max_abs_diff_train_mse"] > 1e-2

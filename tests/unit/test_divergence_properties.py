@@ -121,6 +121,7 @@ def test_the_locator_returns_a_step_and_a_cause_or_none_only_when_the_records_ag
     assert {c["rule"] for c in report["likely_cause"]} <= set(RULES)
     assert divergence.summary(report).startswith(f"first divergence at {report['label']}; likely cause: ")
     assert divergence.markdown(report).startswith("## First divergence")
+    assert divergence.sentence(report).startswith(f"At {report['label']}, ")
 
 
 @settings(

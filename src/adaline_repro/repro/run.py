@@ -122,7 +122,8 @@ def say_differ(root: Path, say: Callable[[str], None]) -> None:
     from adaline_repro.paths import pipeline_paths
 
     paths = pipeline_paths(root)
-    say(f"repro: stopped at compare: {failure_line(read_json(root / paths.compare_json))} (see {paths.compare_md})")
+    line = failure_line(read_json(root / paths.compare_json)).removesuffix(".")
+    say(f"repro: stopped at compare: {line} (see {paths.compare_md})")
 
 
 def _stop_stages_then_exit(signum: int, frame: object) -> None:

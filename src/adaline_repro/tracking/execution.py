@@ -93,8 +93,10 @@ def parent_name(report: dict) -> str:
 def note(report: dict) -> str:
     """The parent run's description: the verdict and the table of differences."""
     verdict = "passed: the backends agree" if report["passed"] else "FAILED: the backends differ"
+    found = report["first_divergence"]
     return (
-        f"**Compare {verdict}** (tolerances: params.yaml `compare` at this commit; "
+        (f"{divergence.sentence(found)}\n\n" if found else "")
+        + f"**Compare {verdict}** (tolerances: params.yaml `compare` at this commit; "
         f"predictions and accuracies exactly).\n\n{difference_table(report)}\n"
         f"{divergence.markdown(report['first_divergence'])}"
     )

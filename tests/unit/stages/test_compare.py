@@ -149,10 +149,13 @@ def test_compare_command_fails_after_logging_the_execution(tmp_path, data_dir, t
     (cause,) = found["likely_cause"]
     assert (cause["rule"], cause["backend"]) == ("learning_rate", "module")
     assert found["update_ratios"]["manual~module"] == pytest.approx([1.001] * 3, rel=1e-4)
-    line = "step 1 (epoch 1, batch 1); likely cause: module: learning rate off by a factor"
-    assert done.stdout.splitlines()[-1] == (
-        f"compare: FAILED: the backends differ in train_mse, weights, steps; first divergence at {line}"
+    line = (
+        "at step 1 (epoch 1, batch 1), module's update is 1.001 x manual's and autograd's in every parameter; "
+        "likely cause: module: learning rate off by a factor."
     )
+    assert done.stdout.splitlines()[-1] == f"compare: FAILED: the backends differ in train_mse, weights, steps; {line}"
+    assert (tmp_path / "r.md").read_text().startswith(f"# Backend comparison\n\n{line[0].upper()}{line[1:]}\n\n")
+    assert parent.data.tags["mlflow.note.content"].startswith(f"{line[0].upper()}{line[1:]}\n\n**Compare FAILED")
     assert "## First divergence" in (tmp_path / "r.md").read_text()
     assert parent.data.tags["compare.first_divergence"] == "step 1 (epoch 1, batch 1)"
     assert parent.data.tags["compare.likely_cause"] == "module: learning rate off by a factor"
