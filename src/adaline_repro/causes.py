@@ -34,6 +34,7 @@ RULES = {
     "sum_not_mean": "sum instead of mean in the loss",
     "sign": "update in the wrong direction",
     "learning_rate": "learning rate off by a factor",
+    "parameter_factor": "some parameters' updates off by a factor",
     "momentum": "momentum the lecture does not use",
     "weight_decay": "weight decay the lecture does not use",
     "length": "a different number of updates",
@@ -147,7 +148,7 @@ def _replayed(
     rec = records[bad]
     steps = replay.window(rec, k)
     span = f"steps {steps[0]}-{steps[-1]}" if len(steps) > 1 else f"step {k}"
-    for rule, predict, evidence in _mechanisms(lecture, rec, k, bad):
+    for rule, predict, evidence in _mechanisms(lecture, rec, k, bad, tol):
         if fits(predict, rec):
             proof = f"; this reproduces {bad}'s updates at {span}, and the lecture's plain update does not"
             return Cause(rule, pair, bad, evidence + proof)
@@ -156,8 +157,8 @@ def _replayed(
     return _unexplained(pair, r, o, k, bad, why)
 
 
-def _mechanisms(lecture: replay.Lecture, rec: Steps, k: int, name: str):  # noqa: ANN202 (a generator of triples)
-    """(rule, mechanism, evidence) for each bug the rules know, most specific first."""
+def _mechanisms(lecture: replay.Lecture, rec: Steps, k: int, name: str, tol: CompareParams):  # noqa: ANN202
+    """(rule, mechanism, evidence) for each bug the rules know, most specific first (a generator)."""
     yield "no_update", replay.frozen, f"{name} never applies an update from {rec.label(k)} on (its parameters stay put)"
     yield "no_update", replay.skipped_at(k, lecture.sgd()), f"{name} skips the update of {rec.label(k)} alone"
     sizes = {len(rec.rows[j]) for j in replay.window(rec, k)}
@@ -172,10 +173,12 @@ def _mechanisms(lecture: replay.Lecture, rec: Steps, k: int, name: str):  # noqa
         lecture.sgd(per_row=True),
         f"{name}'s loss sums over the minibatch instead of averaging{alias}",
     )
-    for since in range(1, k):
+    summed = lecture.summed_gradients(rec, replay.window(rec, k)[-1])
+    since = lecture.accumulated_since(rec, k, summed, lambda a, b: close(a, b, tol))
+    if since is not None:
         yield (
             "missing_zero_grad",
-            lecture.accumulating(since),
+            lecture.accumulating(since, summed),
             f"{name}'s gradients were not zeroed since step {since}: each update is the sum of the fresh gradients of "
             f"steps {since} on",
         )
@@ -194,6 +197,20 @@ def _mechanisms(lecture: replay.Lecture, rec: Steps, k: int, name: str):  # noqa
             lecture.weight_decay(lam),
             f"{name} adds weight decay {lam:.3g} x its parameters to the gradient",
         )
+    yield from _factors(lecture, rec, k, name)
+
+
+def _factors(lecture: replay.Lecture, rec: Steps, k: int, name: str):  # noqa: ANN202 (a generator)
+    """The factor mechanisms: one factor for every parameter (sign, learning rate), else one per parameter."""
+    plain = lecture.sgd()(rec, k) - rec.params[k - 1]
+    with np.errstate(all="ignore"):
+        each = np.where(plain != 0, _update(rec, k) / plain, np.nan)
+    if np.isfinite(each).all() and not np.allclose(each, each[0], rtol=_FACTOR_RTOL, atol=0):
+        off = [f"{n} {f:.3g} x" for n, f in zip(rec.names, each.tolist(), strict=True) if abs(f - 1) > _FACTOR_RTOL]
+        yield "parameter_factor", lecture.per_parameter(each), (
+            f"{name}'s update of {', '.join(off)} the lecture's, the other parameters' right (a bug in one "
+            "component of the gradient or of the update: 0 x is a parameter never updated)")  # fmt: skip
+        return
     c = replay.factor(lecture, rec, k)
     if c is None or c == 0:
         return

@@ -64,14 +64,36 @@ class Lecture:
 
         return predict
 
-    def accumulating(self, since: int) -> Predict:
-        """Gradients summed since update `since` and never zeroed (a missing zero_grad())."""
+    def summed_gradients(self, rec: Steps, upto: int) -> np.ndarray:
+        """(upto + 1, parameters): row j the sum of the fresh gradients of updates 1..j, each at the record's
+        parameters before it (what gradients never zeroed add up to); computed once, O(upto)."""
+        fresh = np.zeros((upto + 1, len(rec.names)))
+        for i in range(1, upto + 1):
+            fresh[i] = self.gradient(rec.params[i - 1], rec.rows[i])
+        return np.cumsum(fresh, axis=0)
+
+    def per_parameter(self, factors: np.ndarray) -> Predict:
+        """Plain SGD with each parameter's update times its own factor (a bug in one gradient component)."""
 
         def predict(rec: Steps, j: int) -> np.ndarray:
-            total = sum(self.gradient(rec.params[i - 1], rec.rows[i]) for i in range(since, j + 1))
-            return rec.params[j - 1] - self.lr * total
+            return rec.params[j - 1] - factors * self.lr * self.gradient(rec.params[j - 1], rec.rows[j])
 
         return predict
+
+    def accumulating(self, since: int, summed: np.ndarray) -> Predict:
+        """Gradients summed since update `since` and never zeroed (a missing zero_grad()); `summed` from
+        summed_gradients."""
+        return lambda rec, j: rec.params[j - 1] - self.lr * (summed[j] - summed[since - 1])
+
+    def accumulated_since(self, rec: Steps, k: int, summed: np.ndarray, close: Callable) -> int | None:
+        """The earliest step s < k from which summed gradients give update k (`close`: elementwise), at once
+        for every s."""
+        if k < 2:
+            return None
+        candidates = rec.params[k - 1] - self.lr * (summed[k] - summed[: k - 1])  # row s - 1: since s
+        with np.errstate(all="ignore"):
+            matches = np.flatnonzero(close(candidates, rec.params[k]).all(axis=1))
+        return int(matches[0]) + 1 if matches.size else None
 
     def momentum(self, mu: float) -> Predict:
         """torch.optim.SGD's momentum from the first update on: a velocity v = mu * v + g (v = g at first)."""

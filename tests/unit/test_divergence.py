@@ -97,6 +97,16 @@ def lecture(data_dir, params):
     return Lecture(data_dir / "train.csv", params.train.lr)
 
 
+class ClippedGradient(ModuleBackend):
+    """torch.nn.utils.clip_grad_norm_(..., max_norm=0.5) before each step: a factor that changes from update
+    to update, which fits one update as "a learning rate" and predicts none of the next."""
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self._backward(x, y)
+        torch.nn.utils.clip_grad_norm_(self.linear.parameters(), max_norm=0.5)
+        self.optimizer.step()
+
+
 class MissingTwo(ManualBackend):
     """The hand-derived gradient without the 2 of d/dw (y - yhat)^2: every update half the lecture's."""
 
@@ -211,15 +221,26 @@ def test_a_different_initialisation_diverges_before_the_first_step(tmp_path, mon
     assert found["backends"]["manual"]["after"] == pytest.approx([0, 0, 0.01])
 
 
-def test_a_bug_no_rule_reproduces_is_unexplained_with_the_numbers(tmp_path, monkeypatch, train_table, params, lecture):
-    """Per-parameter ratios 1, 1, 0.5 are not one constant: no rule claims it."""
+def test_one_gradient_component_off_by_a_factor_names_that_parameter(
+    tmp_path, monkeypatch, train_table, params, lecture
+):
+    """Per-parameter factors 1, 1, 0.5 that predict the rest of the epoch: the bias's update is half."""
     found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"manual": HalfBiasGradient})
     assert found["step"] == 1
     (cause,) = found["likely_cause"]
-    assert (cause["rule"], cause["backend"]) == ("unexplained", "manual")
-    assert "ratios [1, 1, 0.5]" in cause["evidence"]
-    expected = "first divergence at step 1 (epoch 1, batch 1); likely cause: manual: unexplained"
-    assert divergence.summary(found) == expected
+    assert (cause["rule"], cause["backend"]) == ("parameter_factor", "manual")
+    assert cause["evidence"].startswith("manual's update of bias 0.5 x the lecture's, the other parameters' right")
+
+
+def test_a_bug_no_rule_reproduces_is_unexplained_with_the_numbers(tmp_path, monkeypatch, train_table, params, lecture):
+    """Clipping scales each update by its own factor: one update fits a learning rate, the next ones do not,
+    so no rule claims it."""
+    found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"module": ClippedGradient})
+    (cause,) = found["likely_cause"]
+    assert (cause["rule"], cause["backend"]) == ("unexplained", "module")
+    assert f"no rule's mechanism reproduces module at steps {found['step']}-" in cause["evidence"]
+    assert divergence.sentence(found).endswith("; no rule fits (the per-parameter evidence is below).")
+    assert divergence.summary(found) == f"first divergence at {found['label']}; likely cause: module: unexplained"
 
 
 def test_with_two_backends_the_replay_says_which_one_is_wrong(tmp_path, monkeypatch, train_table, params, lecture):
@@ -301,13 +322,15 @@ def test_a_gradient_without_its_factor_2_is_half_the_learning_rate_and_says_so(
     )
 
 
-def test_a_bias_never_updated_is_unexplained_and_shows_what_moved(tmp_path, monkeypatch, train_table, params, lecture):
+def test_a_bias_never_updated_is_a_zero_factor_on_the_bias(tmp_path, monkeypatch, train_table, params, lecture):
     found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"manual": BiasNeverUpdated})
     assert found["step"] == 1
     (cause,) = found["likely_cause"]
-    assert (cause["rule"], cause["backend"]) == ("unexplained", "manual")
-    assert "manual moved weight[sepal_width], weight[petal_length])" in cause["evidence"]
-    assert "ratios [1, 1, 0]" in cause["evidence"]
+    assert (cause["rule"], cause["backend"]) == ("parameter_factor", "manual")
+    assert cause["evidence"].startswith("manual's update of bias 0 x the lecture's")
+    weights, bias = found["update_ratios"]["manual~autograd"][:2], found["update_ratios"]["manual~autograd"][2]
+    assert weights == pytest.approx([1.0, 1.0], rel=1e-5)
+    assert bias is None  # autograd's bias update over manual's, which is 0
 
 
 OPTIMIZER_BUGS = [(WithMomentum, "momentum", "momentum 0.9 "), (WithWeightDecay, "weight_decay", "weight decay 0.01 x")]
