@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from adaline_repro import divergence
 from adaline_repro.agreement import BackendOutputs
 from adaline_repro.causes import RULES
 from adaline_repro.params import CompareParams, load_params
+from adaline_repro.replay import Lecture
 from adaline_repro.results import Steps
 from adaline_repro.stages import compare
 from adaline_repro.tolerance import close
@@ -121,6 +123,30 @@ def test_the_locator_returns_a_step_and_a_cause_or_none_only_when_the_records_ag
     assert {c["rule"] for c in report["likely_cause"]} <= set(RULES)
     assert divergence.summary(report).startswith(f"first divergence at {report['label']}; likely cause: ")
     assert divergence.markdown(report).startswith("## First divergence")
+    assert divergence.sentence(report).startswith(f"At {report['label']}, ")
+
+
+@pytest.fixture(scope="module")
+def lecture(tmp_path_factory) -> Lecture:
+    """A training table whose rows 1..20 are every minibatch steps() makes, so the replayed rules run."""
+    path = tmp_path_factory.mktemp("lecture") / "train.csv"
+    rng = np.random.default_rng(0)
+    lines = ["a,b,label,row"] + [f"{x:.6g},{y:.6g},{i % 2},{i}" for i, (x, y) in enumerate(rng.normal(size=(21, 2)))]
+    path.write_text("\n".join(lines) + "\n")
+    return Lecture(path, 0.05)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(recs=records())
+def test_the_replayed_rules_return_a_cause_for_any_records(recs, lecture):
+    """The same, with the training table: every mechanism is replayed on arbitrary parameters."""
+    found = divergence.first_divergence(recs, TOL, lecture)
+    if found is None:
+        assert agree_everywhere(recs)
+        return
+    report = found.as_dict()
+    json.dumps(report, allow_nan=False)
+    assert {c["rule"] for c in report["likely_cause"]} <= set(RULES)
     assert divergence.sentence(report).startswith(f"At {report['label']}, ")
 
 
