@@ -99,13 +99,17 @@ class Report:
         }
 
     def markdown(self) -> str:
+        """compare.md. When a step diverges it leads with the student's sentence and the per-parameter
+        evidence under it, then the table; otherwise the verdict, the table and "None"."""
         verdict = "PASSED: the backends agree" if self.passed else "FAILED: the backends differ"
-        lead = f"{divergence.sentence(self.divergence)}\n\n" if self.divergence else ""
-        return (
-            f"# Backend comparison\n\n{lead}**{verdict}** (floats within atol={self.tolerances.atol:g}, "
-            f"rtol={self.tolerances.rtol:g}; predictions and accuracies exactly).\n\n{difference_table(self.as_dict())}"
-            f"\n{divergence.markdown(self.divergence)}"
+        table = (
+            f"**{verdict}** (floats within atol={self.tolerances.atol:g}, rtol={self.tolerances.rtol:g}; "
+            f"predictions and accuracies exactly).\n\n{difference_table(self.as_dict())}"
         )
+        if self.divergence:
+            lead = f"{divergence.sentence(self.divergence)}\n\n{divergence.markdown(self.divergence)}"
+            return f"# Backend comparison\n\n{lead}\n{table}"
+        return f"# Backend comparison\n\n{table}\n{divergence.markdown(self.divergence)}"
 
 
 def difference_table(report: dict) -> str:

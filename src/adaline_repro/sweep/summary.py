@@ -41,10 +41,10 @@ def _differing(trials: Sequence[Trial], records: dict[str, dict]) -> list[str]:
     lines = ["## Trials whose backends differ", ""]
     if not differ:
         return [*lines, "None.", ""]
-    lines += ["| trial | settings | first divergence and likely cause |", "|---|---|---|"]
+    lines += ["| trial | settings | where and why the backends part |", "|---|---|---|"]
     for trial in differ:
         record = records[trial.id]
-        line = divergence.summary(record["compare"].get("first_divergence"))
+        line = divergence.sentence(record["compare"].get("first_divergence"))
         lines.append(f"| {trial.id} | {_settings(trial, record, keys)} | {line} |")
     return [*lines, ""]
 

@@ -15,7 +15,9 @@ def record(trial: Trial, lr: float, seed: int, train_acc: float, *, passed: bool
     if error:
         return {**base, "error": error}
     metrics = {"train_accuracy": train_acc, "test_accuracy": 0.9, "train_mse": 0.1}
-    divergence = None if passed else {"label": "step 3 (epoch 1, batch 3)", "likely_cause": [CAUSE]}
+    backends = {"a": {"rows": [1], "update": [0.5, 0.5]}, "b": {"rows": [1], "update": [1.0, 1.0]}}
+    divergence = None if passed else {"label": "step 3 (epoch 1, batch 3)", "step": 3, "backends": backends,
+                                      "update_ratios": {"a~b": [2.0, 2.0]}, "likely_cause": [CAUSE]}  # fmt: skip
     return {**base, "error": None, "metrics": {"a": metrics, "b": metrics},
             "compare": {"passed": passed, "first_divergence": divergence}}  # fmt: skip
 
@@ -33,8 +35,8 @@ def test_the_counts_and_each_differing_trial_with_its_first_divergence_and_cause
     text = markdown(trials, records, RAW, {})
     assert "6 trials: **4 agree** (80.0 % of those that ran), 1 differ, 1 failed" in text
     (row,) = [line for line in text.splitlines() if line.startswith(f"| {trials[4].id} |")]
-    assert row == (f"| {trials[4].id} | train.lr=0.5 train.seed=2 | first divergence at step 3 (epoch 1, batch 3); "
-                   "likely cause: b: missing zero_grad() |")  # fmt: skip
+    assert row == (f"| {trials[4].id} | train.lr=0.5 train.seed=2 | At step 3 (epoch 1, batch 3), b's update is 2 x "
+                   "a's in every parameter; likely cause: b: missing zero_grad(). |")  # fmt: skip
 
 
 def test_the_committed_accuracy_is_placed_among_the_seeds_at_the_lecture_s_settings_only():
