@@ -250,7 +250,8 @@ def run_check(
                 names = (runs[0].device, runs[1].device)
                 if names[0] == names[1]:
                     names = (f"{names[0]} 1", f"{names[1]} 2")
-                cross_divergences = divergences(runs[0].results, runs[1].results, names, params.compare)
+                lecture = Lecture(runs[0].train, params.train.lr) if runs[0].train else None
+                cross_divergences = divergences(runs[0].results, runs[1].results, names, params.compare, lecture)
         code = EXIT_STALE if stale else exit_code(runs, cross)
         if update and code in (EXIT_OK, EXIT_DRIFT):
             changed = update_reference(repo, paths, runs[0], env_now, update)
