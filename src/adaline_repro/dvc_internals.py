@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import io
 import json
 import logging
 import os
@@ -239,6 +240,28 @@ def queue_workers(root: Path) -> int:
 
 class OverrideError(ValueError):
     """An `-S` value DVC itself would refuse (bad syntax, a key params.yaml lacks, a glob)."""
+
+
+def exp_run_set_params(dvc_args: list[str]) -> dict[str, list[str]] | None:
+    """The `-S` values of a `dvc exp run` command line (`--queue` and `--temp` included) by params file, as
+    DVC's own argument parser and its `file:key=value` grouping read them; None when the line is not an
+    `exp run` DVC would accept (DVC itself then says why)."""
+    from dvc.cli import DvcParserError, parse_args
+    from dvc.commands.experiments.run import CmdExperimentsRun
+    from dvc.utils.cli_parse import to_path_overrides
+
+    quiet = io.StringIO()
+    logging.disable(logging.CRITICAL)  # DVC logs a bad line's error; it says it again when it runs
+    try:
+        with contextlib.redirect_stderr(quiet), contextlib.redirect_stdout(quiet):
+            args = parse_args(list(dvc_args))
+    except (DvcParserError, SystemExit):
+        return None
+    finally:
+        logging.disable(logging.NOTSET)
+    if getattr(args, "func", None) is not CmdExperimentsRun:
+        return None
+    return to_path_overrides(args.set_param or [])
 
 
 def grid(overrides: list[str], params_file: str = "params.yaml") -> list[list[str]]:

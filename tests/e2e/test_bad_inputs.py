@@ -124,3 +124,18 @@ def test_bad_input_is_one_line_and_changes_nothing(clone, tmp_path, case):
     runs = stored_runs(env["MLFLOW_TRACKING_URI"])
     assert {r.info.run_id for r in runs} == runs_before, "a run was created"
     assert "RUNNING" not in {r.info.status for r in runs}
+
+
+@pytest.mark.parametrize("form", [[], ["--queue"], ["--temp"]], ids=["workspace", "queue", "temp"])
+def test_a_refused_set_param_through_dvc_exp_run_is_one_line_and_dvc_never_starts(clone, form):
+    """Before, DVC wrote -1 into params.yaml, deleted train@manual's outputs and exited 255."""
+    root, env = clone
+    before, params = output_hashes(root), (root / "params.yaml").read_bytes()
+    done = run_cmd(["./pipeline", "dvc", "exp", "run", *form, "-S", "train.lr=-1"], root, env, check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip() == (
+        "error: -S train.lr=-1: params.yaml: train.lr: must be greater than 0 (got -1.0); nothing was run or changed"
+    )
+    assert output_hashes(root) == before
+    assert (root / "params.yaml").read_bytes() == params
+    assert run_cmd(["./pipeline", "dvc", "queue", "status"], root, env).stdout.count("Queued") == 0

@@ -148,6 +148,9 @@ _NOT_THE_WORKSPACE = {"--run-all", "-h", "--help"}
 def dvc(dvc_args: list[str], root: Path) -> int:
     """Any dvc command, in this process, with DVC's own output handlers."""
     wait, dvc_args = _wait(dvc_args)
+    from adaline_repro import set_params
+
+    set_params.check(dvc_args, root)  # a refused -S value: one line, before DVC writes params.yaml
     words = tuple(a for a in dvc_args if not a.startswith("-"))
     writes = words[:1] in _WRITES_WORKSPACE or words[:2] in _WRITES_WORKSPACE
     if not writes or _NOT_THE_WORKSPACE & set(dvc_args):

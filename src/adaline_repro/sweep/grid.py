@@ -12,10 +12,10 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from adaline_repro import dvc_internals
+from adaline_repro import dvc_internals, set_params
 from adaline_repro.errors import InputError
 from adaline_repro.files import safe_yaml
-from adaline_repro.params import Params, ParamsError, parse_params
+from adaline_repro.params import Params
 
 DEFAULT_SWEEP = "sweep.yaml"
 # What a sweep may vary: the stages' own keys. fetch (the raw file), compare (the verdict's tolerances) and
@@ -84,6 +84,6 @@ def trials(raw: dict, overrides: list[str]) -> list[Trial]:
 def trial_params(raw: dict, overrides: list[str] | tuple[str, ...]) -> Params:
     """params.yaml's mapping with `overrides` set, as `dvc exp run -S` writes it, validated."""
     try:
-        return parse_params(dvc_internals.apply_overrides(raw, list(overrides)), "params.yaml")
-    except (dvc_internals.OverrideError, ParamsError) as exc:
-        raise GridError(f"-S {' '.join(overrides)}: {exc}") from None
+        return set_params.validated(raw, overrides)
+    except set_params.SetParamError as exc:
+        raise GridError(str(exc)) from None
