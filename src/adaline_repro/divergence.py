@@ -66,8 +66,8 @@ def first_divergence(
     records: Mapping[str, Steps], tol: CompareParams, lecture: Lecture | None = None
 ) -> Divergence | None:
     """The first step (0: the initial parameters) at which any pair's parameters differ beyond `tol`, over the
-        steps all records have; past those, the first step a shorter record lacks. None when the records agree
-        at every step and have the same length. Records of different parameters part at step 0. `lecture` (the
+    steps all records have; past those, the first step a shorter record lacks. None when the records agree at
+    every step and have the same length. Records of different parameters part at step 0. `lecture` (the
     training data and learning rate) lets the rules replay updates; without it they use the records alone."""
     pairs = list(itertools.combinations(records, 2))
     if not pairs:

@@ -7,9 +7,13 @@ import numpy as np
 from adaline_repro.params import CompareParams
 
 
+def bound(a: np.ndarray, b: np.ndarray, tol: CompareParams) -> np.ndarray:
+    """How far apart a and b may be, elementwise: atol + rtol * max(|a|, |b|)."""
+    return tol.atol + tol.rtol * np.maximum(np.abs(a), np.abs(b))
+
+
 def close(a: np.ndarray, b: np.ndarray, tol: CompareParams) -> np.ndarray:
     """Elementwise, for finite values; an infinity is close only to itself, and NaN to nothing, NaN included."""
-    scale = np.maximum(np.abs(a), np.abs(b))
     with np.errstate(invalid="ignore", over="ignore"):
-        within = np.isfinite(a) & np.isfinite(b) & (np.abs(a - b) <= tol.atol + tol.rtol * scale)
+        within = np.isfinite(a) & np.isfinite(b) & (np.abs(a - b) <= bound(a, b, tol))
         return within | (np.isinf(a) & (a == b))

@@ -3,6 +3,7 @@ update step exactly and the right cause; anything no rule reproduces is "unexpla
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,6 +16,7 @@ from adaline_repro.params import CompareParams
 from adaline_repro.replay import Lecture
 from adaline_repro.results import read_steps
 from adaline_repro.stages.train import shuffle_orders, train, write_result
+from adaline_repro.tolerance import close
 
 REGISTERED = backends.get
 
@@ -154,6 +156,14 @@ def locate(tmp_path, monkeypatch, train_table, params, lecture, names=backends.B
     return None if found is None else found.as_dict()
 
 
+def only_cause(found: dict, step: int, rule: str, backend: str | None) -> dict:
+    """The one likely cause of a divergence at `step`, asserted to be `rule` blaming `backend`."""
+    assert found["step"] == step
+    (cause,) = found["likely_cause"]
+    assert (cause["rule"], cause["backend"]) == (rule, backend)
+    return cause
+
+
 def test_the_backends_as_written_never_diverge(tmp_path, monkeypatch, train_table, params, lecture):
     """float32 rounding between the three backends stays within the tolerances at every one of the 140 steps."""
     assert locate(tmp_path, monkeypatch, train_table, params, lecture) is None
@@ -226,9 +236,7 @@ def test_one_gradient_component_off_by_a_factor_names_that_parameter(
 ):
     """Per-parameter factors 1, 1, 0.5 that predict the rest of the epoch: the bias's update is half."""
     found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"manual": HalfBiasGradient})
-    assert found["step"] == 1
-    (cause,) = found["likely_cause"]
-    assert (cause["rule"], cause["backend"]) == ("parameter_factor", "manual")
+    cause = only_cause(found, 1, "parameter_factor", "manual")
     assert cause["evidence"].startswith("manual's update of bias 0.5 x the lecture's, the other parameters' right")
 
 
@@ -289,9 +297,7 @@ def test_an_update_not_applied_is_named_and_never_crashes(bug, tmp_path, monkeyp
 
 def test_an_update_with_the_wrong_sign_is_named(tmp_path, monkeypatch, train_table, params, lecture):
     found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"manual": GradientAscent})
-    assert found["step"] == 1
-    (cause,) = found["likely_cause"]
-    assert (cause["rule"], cause["backend"]) == ("sign", "manual")
+    only_cause(found, 1, "sign", "manual")
     assert found["update_ratios"]["manual~autograd"] == pytest.approx([-1.0] * 3, rel=1e-5)
 
 
@@ -305,9 +311,7 @@ def test_a_slow_drift_names_no_factor_when_the_diverging_update_matches(
     (cause,) = found["likely_cause"]
     assert (cause["rule"], cause["backend"]) == ("drift", "manual")
     manual, autograd = found["backends"]["manual"], found["backends"]["autograd"]
-    tol = params.compare
-    for m, a in zip(manual["update"], autograd["update"], strict=True):
-        assert abs(m - a) <= tol.atol + tol.rtol * max(abs(m), abs(a))
+    assert close(np.array(manual["update"]), np.array(autograd["update"]), params.compare).all()
 
 
 def test_a_gradient_without_its_factor_2_is_half_the_learning_rate_and_says_so(
@@ -315,9 +319,7 @@ def test_a_gradient_without_its_factor_2_is_half_the_learning_rate_and_says_so(
 ):
     """Two mechanisms, one signature: the report names both."""
     found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"manual": MissingTwo})
-    assert found["step"] == 1
-    (cause,) = found["likely_cause"]
-    assert (cause["rule"], cause["backend"]) == ("learning_rate", "manual")
+    cause = only_cause(found, 1, "learning_rate", "manual")
     assert cause["evidence"].startswith(
         "manual's learning rate is 0.5 x the configured one (or its gradient lost the 2"
     )
@@ -325,9 +327,7 @@ def test_a_gradient_without_its_factor_2_is_half_the_learning_rate_and_says_so(
 
 def test_a_bias_never_updated_is_a_zero_factor_on_the_bias(tmp_path, monkeypatch, train_table, params, lecture):
     found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"manual": BiasNeverUpdated})
-    assert found["step"] == 1
-    (cause,) = found["likely_cause"]
-    assert (cause["rule"], cause["backend"]) == ("parameter_factor", "manual")
+    cause = only_cause(found, 1, "parameter_factor", "manual")
     assert cause["evidence"].startswith("manual's update of bias 0 x the lecture's")
     weights, bias = found["update_ratios"]["manual~autograd"][:2], found["update_ratios"]["manual~autograd"][2]
     assert weights == pytest.approx([1.0, 1.0], rel=1e-5)

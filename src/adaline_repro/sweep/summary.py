@@ -53,7 +53,7 @@ def _at_the_lecture_settings(
     trials: Sequence[Trial], records: dict[str, dict], raw: dict, committed: dict[str, dict]
 ) -> list[str]:
     keys = [k for k in swept_keys(trials) if k not in SEEDS]
-    lecture = {k: _committed(raw, k) for k in keys}
+    lecture = {k: value({"params": raw}, k) for k in keys}
     chosen = [records[t.id] for t in trials if all(value(records[t.id], k) == v for k, v in lecture.items())]
     ran = [r for r in chosen if not r.get("error")]
     where = ", ".join(f"{k}={v}" for k, v in lecture.items()) or "params.yaml's settings"
@@ -73,13 +73,6 @@ def _at_the_lecture_settings(
             lines.append(f"  - the committed run (params.yaml's own seeds), {_pct(mine)}: {below} of {len(ran)} "
                          f"trials score lower, {same} the same, {len(ran) - below - same} higher")  # fmt: skip
     return [*lines, ""]
-
-
-def _committed(raw: dict, key: str) -> object:
-    node: object = raw
-    for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
 
 
 def _pct(x: float) -> str:

@@ -94,16 +94,16 @@ def tolerance_ratio(outputs: list[BackendOutputs], tol: CompareParams) -> float 
 
     import numpy as np
 
-    atol, rtol = tol.atol, tol.rtol
+    from adaline_repro.tolerance import bound
+
     worst = 0.0
     for a, b in itertools.combinations(outputs, 2):
         for x, y in ((a.curve, b.curve), (a.weights, b.weights), (a.steps.params, b.steps.params)):
             if x.shape != y.shape or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
                 return None
             diff = np.abs(x - y)
-            bound = atol + rtol * np.maximum(np.abs(x), np.abs(y))
             with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = np.where(diff > 0, diff / bound, 0.0)
+                ratio = np.where(diff > 0, diff / bound(x, y, tol), 0.0)
             worst = max(worst, float(ratio.max(initial=0.0)))
     return worst
 
