@@ -18,18 +18,19 @@ import msgspec
 import yaml
 from msgspec import Meta
 
-from adaline_repro.backends import BACKENDS
 from adaline_repro.errors import InputError
 from adaline_repro.files import safe_yaml
 
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
 SPECIES = ("setosa", "versicolor", "virginica")
 
-Backend = Literal[BACKENDS]  # the registry's names
 Feature = Literal["sepal_length", "sepal_width", "petal_length", "petal_width"]
 Species = Literal["setosa", "versicolor", "virginica"]
 Sha256 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
 Seed = Annotated[int, Meta(ge=0)]  # and below 2**64, what torch.manual_seed accepts (checked below)
+
+
+S = typing.TypeVar("S", bound="_Section")
 
 
 class ParamsError(InputError):
@@ -83,7 +84,7 @@ class PrepareParams(_Section):
 class TrainParams(_Section):
     """Seeded minibatch SGD shared by every backend."""
 
-    backends: Annotated[tuple[Backend, ...], Meta(min_length=1)]
+    backends: Annotated[tuple[str, ...], Meta(min_length=1)]  # names from the registry (checked below)
     epochs: Annotated[int, Meta(gt=0)]
     lr: Annotated[float, Meta(gt=0)]
     batch_size: Annotated[int, Meta(gt=0)]
@@ -94,6 +95,14 @@ class TrainParams(_Section):
     def __post_init__(self) -> None:
         if not math.isfinite(self.lr):
             raise ValueError(f"lr: must be finite (got {self.lr!r})")
+        # The registry is imported here, not at the top: fetch and prepare read only their own section
+        # (load_section), so neither their processes nor their dvc.yaml deps include the backend list.
+        from adaline_repro.backends import BACKENDS
+
+        for i, name in enumerate(self.backends):
+            if name not in BACKENDS:
+                known = ", ".join(map(repr, BACKENDS))
+                raise ValueError(f"backends[{i}]: must be one of {known} (got {name!r})")
         if len(set(self.backends)) != len(self.backends):
             raise ValueError(f"backends: each backend may appear once, got {list(self.backends)}")
         _seed_fits(self.seed)
@@ -254,7 +263,37 @@ def parse_params(raw: object, source: str = "params.yaml") -> Params:
 
 def load_params(path: Path | str = "params.yaml") -> Params:
     """Read and validate params.yaml."""
-    path = Path(path)
+    raw = _read(Path(path))
+    return parse_params(raw, str(path))
+
+
+def load_section(path: Path | str, section: type[S]) -> S:
+    """Read params.yaml and validate one section only (a stage's own, what its dvc.yaml `params:` names),
+    with the same one-line messages; the other sections are not looked at."""
+    raw = _coerce_floats(_read(Path(path)))
+    (name,) = (k for k, v in typing.get_type_hints(Params).items() if v is section)
+    only = msgspec.defstruct(f"Only{section.__name__}", [(name, section)])
+    try:
+        return getattr(msgspec.convert(raw, only), name)
+    except msgspec.ValidationError as exc:
+        raise ParamsError(f"{path}: {_describe(str(exc), raw)}") from None
+
+
+def _at(mark: yaml.Mark | None) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+
+
+def _yaml_where(exc: yaml.MarkedYAMLError) -> str:
+    """Where the mistake is. A bracket left open is noticed only on a later line (the parser's problem
+    mark); the line to fix is where the bracket opened (its context mark), so that one leads."""
+    if exc.context_mark is not None and (exc.context or "").startswith("while parsing a flow"):
+        what = exc.context.removeprefix("while parsing a ")
+        return (f"{_at(exc.context_mark)}: this {what} is not closed ({exc.problem} at "
+                f"{_at(exc.problem_mark)})")  # fmt: skip
+    return f"{_at(exc.problem_mark)}: {exc.problem}"
+
+
+def _read(path: Path) -> object:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -262,7 +301,5 @@ def load_params(path: Path | str = "params.yaml") -> Params:
     try:
         raw = safe_yaml(text)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        raise ParamsError(f"{path}: YAML syntax error at {where}: {exc.problem}") from None
-    return parse_params(raw, str(path))
+        raise ParamsError(f"{path}: YAML syntax error at {_yaml_where(exc)}") from None
+    return raw

@@ -54,7 +54,8 @@ CASES = [
     Case("lr negative", (("lr: 0.01", "lr: -0.01"),),
          message="error: params.yaml: train.lr: must be greater than 0 (got -0.01)"),
     Case("YAML syntax", (("backends: [manual, autograd, module]", "backends: [manual, autograd"),),
-         message="error: params.yaml: YAML syntax error at line 13, column 9: did not find expected ',' or ']'"),
+         message="error: params.yaml: YAML syntax error at line 12, column 13: this flow sequence is not closed "
+         "(did not find expected ',' or ']' at line 13, column 9)"),
     # --- data: found by a stage, rolled back
     Case("checksum mismatch", data=lambda text: text, env={"CASE_SHA": "wrong"},
          message="error: {data}: sha256 mismatch: expected fetch.sha256="

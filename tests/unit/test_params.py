@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from adaline_repro.params import ParamsError, load_params, parse_params
+from adaline_repro.params import FetchParams, ParamsError, PrepareParams, load_params, load_section, parse_params
 from tests.conftest import REPO
 
 
@@ -116,9 +116,38 @@ def test_missing_key_is_named():
 def test_yaml_syntax_error_gives_line_and_column(tmp_path: Path):
     """Broken YAML is reported with its position, not a traceback."""
     path = tmp_path / "params.yaml"
-    path.write_text("train:\n  lr: [0.01\n  epochs: 3\n")
-    with pytest.raises(ParamsError, match=r"YAML syntax error at line \d+, column \d+"):
+    path.write_text("train:\n  lr: 0.01\n   epochs: 3\n")
+    with pytest.raises(ParamsError, match=r"^\S+: YAML syntax error at line 3, column 10: "):
         load_params(path)
+
+
+def test_a_bracket_left_open_is_reported_on_the_line_it_opens(tmp_path: Path):
+    """The parser notices an unclosed `[` on the next line; the message leads with the line to fix."""
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  lr: [0.01\n  epochs: 3\n")
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    assert str(caught.value) == (
+        f"{path}: YAML syntax error at line 2, column 7: this flow sequence is not closed "
+        "(did not find expected ',' or ']' at line 3, column 9)"
+    )
+
+
+def test_a_stage_s_section_is_validated_without_the_others(tmp_path: Path):
+    """fetch and prepare read their own section only: another section's mistake (here an unknown backend,
+    which would need the registry) is not theirs, and their own mistakes keep the full key."""
+    raw = _raw()
+    raw["train"]["backends"] = ["jax"]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert load_section(path, FetchParams) == load_params(REPO / "params.yaml").fetch
+    with pytest.raises(ParamsError, match=r"train\.backends\[0\]: must be one of"):
+        load_params(path)
+    raw["prepare"]["test_fraction"] = 2
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ParamsError) as caught:
+        load_section(path, PrepareParams)
+    assert str(caught.value) == f"{path}: prepare.test_fraction: must be less than 1 (got 2.0)"
 
 
 def test_url_source_must_be_https():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from adaline_repro.errors import EXIT_OK, InputError
 from adaline_repro.files import atomic_write_text, csv_text, sha256_bytes
-from adaline_repro.params import FEATURES, SPECIES, FetchParams, load_params
+from adaline_repro.params import FEATURES, SPECIES, FetchParams, load_section
 
 RAW_HEADER = (*FEATURES, "species")
 N_ROWS = 150
@@ -105,6 +105,6 @@ def fetch(params: FetchParams) -> str:
 
 def stage(params_yaml: Path, out: Path, say: Callable[[str], None]) -> int:
     """The fetch stage: write the raw Iris table to `out`."""
-    atomic_write_text(out, fetch(load_params(params_yaml).fetch))
+    atomic_write_text(out, fetch(load_section(params_yaml, FetchParams)))
     say(f"fetch: wrote {out}")
     return EXIT_OK

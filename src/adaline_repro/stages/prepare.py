@@ -17,7 +17,7 @@ import numpy as np
 from adaline_repro.dataset import LABEL, ROW
 from adaline_repro.errors import EXIT_OK, InputError
 from adaline_repro.files import exact_float, float_text, read_csv, write_csv, write_json
-from adaline_repro.params import PrepareParams, load_params
+from adaline_repro.params import PrepareParams, load_section
 
 
 class PrepareError(InputError):
@@ -181,6 +181,6 @@ def run(raw_csv: Path, train_csv: Path, test_csv: Path, scaler_json: Path, param
 
 def stage(params_yaml: Path, raw: Path, train: Path, test: Path, scaler: Path, say: Callable[[str], None]) -> int:
     """The prepare stage: select two classes and two features, split, standardize."""
-    prepared = run(raw, train, test, scaler, load_params(params_yaml).prepare)
+    prepared = run(raw, train, test, scaler, load_section(params_yaml, PrepareParams))
     say(f"prepare: {len(prepared.train.y)} training rows, {len(prepared.test.y)} test rows")
     return EXIT_OK
