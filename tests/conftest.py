@@ -25,6 +25,16 @@ from adaline_repro.stages import fetch, prepare
 
 REPO = Path(__file__).resolve().parents[1]
 PATHS = pipeline_paths(REPO)  # dvc.yaml's paths, their one home
+# The browser tests drive Debian's Chromium (Playwright never downloads one).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adaline_repro import divergence
+from adaline_repro import divergence, tolerance
 from adaline_repro.files import read_csv, read_json
 from adaline_repro.params import CompareParams
 from adaline_repro.replay import Lecture
@@ -21,6 +21,9 @@ from adaline_repro.tolerance import close
 FLOAT_QUANTITIES = ("train_mse", "weights", "steps")  # steps: the parameters after every update
 EXACT_QUANTITIES = ("predictions", "train_accuracy", "test_accuracy")
 QUANTITIES = FLOAT_QUANTITIES + EXACT_QUANTITIES
+# metrics/<backend>.json's keys -> reports/verdict.json's: other names, so that `dvc exp show` need not
+# prefix either with its file to tell them apart.
+_SHARED = {"train_accuracy": "train_acc", "test_accuracy": "test_acc", "train_mse": "final_mse"}
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class Report:
     pairs: tuple[PairResult, ...]
     tolerances: CompareParams
     divergence: dict | None  # divergence.Divergence.as_dict(): the first step at which parameters part
+    tolerance_ratio: float | None = None  # the largest float difference in units of its tolerance (ratio())
 
     @property
     def passed(self) -> bool:
@@ -97,6 +101,29 @@ class Report:
                 for p in self.pairs
             },
         }
+
+    def verdict(self, outputs: list[BackendOutputs]) -> dict:
+        """reports/verdict.json, the compare stage's metrics file (what `dvc exp show` puts beside each
+        experiment's params): the verdict, the largest difference in units of the tolerance and as a
+        number in scientific form (DVC rounds 4e-08 to 0.0), and, when the backends agree, the accuracies
+        and final train MSE they share (each backend's own are in metrics/<backend>.json)."""
+        found = [(self.largest(q), q) for q in FLOAT_QUANTITIES]
+        known = [(v, q) for v, q in found if v is not None]
+        if len(known) < len(found):
+            largest = "not comparable"
+        else:
+            value, quantity = max(known)
+            largest = f"{value:.1e} {quantity}"
+        summary: dict = {"agree": self.passed, "tol_used": self.tolerance_ratio, "largest_diff": largest}
+        if self.passed and outputs:
+            shared = outputs[0].metrics
+            summary |= {short: shared[key] for key, short in _SHARED.items() if key in shared}
+        return summary
+
+    def line(self) -> str:
+        """The compare stage's one line when the backends agree."""
+        used = "?" if self.tolerance_ratio is None else f"{self.tolerance_ratio:.2g}"
+        return f"the backends agree: the largest difference is {used} of its tolerance"
 
     def markdown(self) -> str:
         """compare.md. When a step diverges it leads with the student's sentence and the per-parameter
@@ -206,7 +233,40 @@ def compare(outputs: list[BackendOutputs], tol: CompareParams, lecture: Lecture 
         tuple(compare_pair(a, b, tol) for a, b in itertools.combinations(outputs, 2)),
         tol,
         None if found is None else found.as_dict(),
+        tolerance_ratio(outputs, tol),
     )
+
+
+def ratio(a: np.ndarray, b: np.ndarray, tol: CompareParams) -> np.ndarray:
+    """|a - b| in units of its tolerance, elementwise (0 where equal): above 1 is outside it."""
+    diff = np.abs(a - b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(diff > 0, diff / tolerance.bound(a, b, tol), 0.0)
+
+
+def tolerance_ratio(outputs: list[BackendOutputs], tol: CompareParams) -> float | None:
+    """The largest backend difference in units of the compare tolerance, over every pair and float
+    quantity (loss curve, weights, every update's parameters): above 1 the backends differ. None when some
+    pair is not comparable (a value not finite, records of different lengths)."""
+    worst = 0.0
+    for a, b in itertools.combinations(outputs, 2):
+        for x, y in ((a.curve, b.curve), (a.weights, b.weights), (a.steps.params, b.steps.params)):
+            if x.shape != y.shape or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+                return None
+            worst = max(worst, float(ratio(x, y, tol).max(initial=0.0)))
+    return worst
+
+
+def step_ratios(a: BackendOutputs, b: BackendOutputs, tol: CompareParams) -> list[tuple[int, float]]:
+    """(step, the largest parameter difference after that update in units of the tolerance) for every step
+    both records hold with finite parameters: the per-step plot of a pair."""
+    if a.steps.names != b.steps.names:
+        return []  # other parameters: nothing to set side by side (compare reports the difference)
+    n = min(len(a.steps.params), len(b.steps.params))
+    x, y = a.steps.params[:n], b.steps.params[:n]
+    finite = np.all(np.isfinite(x) & np.isfinite(y), axis=1)
+    worst = ratio(np.where(np.isfinite(x), x, 0.0), np.where(np.isfinite(y), y, 0.0), tol).max(axis=1, initial=0.0)
+    return [(step, float(worst[step])) for step in range(n) if finite[step]]
 
 
 def load_outputs(backend: str, dirs: ResultDirs) -> BackendOutputs:

@@ -17,6 +17,12 @@ from adaline_repro.errors import EXIT_BUG, ReproError
 say = partial(print, flush=True)  # flushed: whoever reads the pipe (a test, a terminal) sees each line at once
 
 
+def _verbose() -> bool:
+    from adaline_repro.workspace import VERBOSE
+
+    return os.environ.get(VERBOSE) == "1"
+
+
 # --- dispatch: one line per command --------------------------------------------------------------
 
 
@@ -51,9 +57,11 @@ def _plot(a: argparse.Namespace) -> int:
 
 
 def _compare(a: argparse.Namespace) -> int:
+    from adaline_repro.results import CompareFiles
     from adaline_repro.stages import compare
 
-    return compare.stage(a.params, _dirs(a), a.report_json, a.report_md, _inputs(a), a.marker, say)
+    files = CompareFiles(a.report_json, a.report_md, a.verdict, a.loss_plot, a.diff_plot)
+    return compare.stage(a.params, _dirs(a), files, _inputs(a), a.marker, say, verbose=_verbose())
 
 
 def _track(a: argparse.Namespace) -> int:
@@ -172,7 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     command("evaluate", _evaluate, "stage: predictions and accuracies of every backend", *results, "train", "test")
     command("plot", _plot, "the loss-curve figure (the track stage draws it)", "curves", "out")
     command("compare", _compare, "stage: fail when the backends differ (logging the execution first)",
-            *results, "steps", "report-json", "report-md", *logged)  # fmt: skip
+            *results, "steps", "report-json", "report-md", "verdict", "loss-plot", "diff-plot", *logged)  # fmt: skip
     command("track", _track, "stage: draw the loss-curve figure and log the execution to MLflow",
             *results, "steps", "report", *logged)  # fmt: skip
 

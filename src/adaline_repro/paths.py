@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from adaline_repro.files import safe_yaml
 
 if TYPE_CHECKING:  # results.py imports numpy; ./pipeline repro's no-op answer reads paths without it
-    from adaline_repro.results import ResultDirs
+    from adaline_repro.results import CompareFiles, ResultDirs
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,9 @@ class PipelinePaths:
     steps: str
     compare_json: str
     compare_md: str
+    verdict: str
+    loss_plot: str
+    diff_plot: str
     figure: str
     marker: str
 
@@ -37,6 +40,13 @@ class PipelinePaths:
 
         return ResultDirs(*(root / folder for folder in self.result_folders))
 
+    def compare_files(self, root: Path = Path()) -> CompareFiles:
+        """The compare stage's outputs below `root`."""
+        from adaline_repro.results import CompareFiles
+
+        return CompareFiles(*(root / p for p in (self.compare_json, self.compare_md, self.verdict, self.loss_plot,
+                                                 self.diff_plot)))  # fmt: skip
+
     @property
     def result_folders(self) -> tuple[str, ...]:
         return (self.models, self.curves, self.predictions, self.metrics, self.steps)
@@ -44,7 +54,7 @@ class PipelinePaths:
     @property
     def reports(self) -> tuple[str, ...]:
         """The compare stage's and the track stage's committed reports."""
-        return (self.compare_json, self.compare_md, self.figure)
+        return (self.compare_json, self.compare_md, self.verdict, self.loss_plot, self.diff_plot, self.figure)
 
 
 def pipeline_paths(root: Path) -> PipelinePaths:

@@ -52,6 +52,18 @@ class ResultDirs:
 
 
 @dataclass(frozen=True)
+class CompareFiles:
+    """What the compare stage writes: the report (JSON and Markdown), the verdict DVC shows as metrics, and
+    the two plots' data (every backend's loss curve in one table, and the per-step differences)."""
+
+    json: Path
+    md: Path
+    verdict: Path
+    loss_plot: Path
+    diff_plot: Path
+
+
+@dataclass(frozen=True)
 class ExecutionInputs:
     """The files an execution logs besides the backends' results (compare logs them when it fails, track
     always)."""

@@ -13,6 +13,7 @@ DVC_TMP = Path(".dvc") / "tmp"
 _DVC_TEMP_WORKSPACES = os.sep + str(DVC_TMP / "exps") + os.sep
 EMBEDDED_DB = "mlflow.db"
 EMBEDDED_ARTIFACTS = "mlartifacts"
+VERBOSE = "ADALINE_VERBOSE"  # "1": stages print their detail too (./pipeline repro -v / --verbose sets it)
 
 
 def workspace_root() -> Path:

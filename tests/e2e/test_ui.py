@@ -11,17 +11,8 @@ import time
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.conftest import Background, free_port, make_clone, port_open, run_cmd
+from tests.conftest import CHROMIUM, CHROMIUM_FLAGS, Background, free_port, make_clone, port_open, run_cmd
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 READY_TIMEOUT_S = 240
 RUNS = ("manual@cpu", "autograd@cpu", "module@cpu")
 SWEPT = ("train.lr", "train.batch_size", "prepare.seed")

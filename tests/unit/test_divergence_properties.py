@@ -20,7 +20,7 @@ from adaline_repro.replay import Lecture
 from adaline_repro.results import Steps
 from adaline_repro.stages import compare
 from adaline_repro.tolerance import close
-from tests.conftest import REPO
+from tests.conftest import PATHS, REPO
 
 TOL = CompareParams(atol=1e-6, rtol=1e-5)
 NAMES = ("weight[a]", "weight[b]", "bias")
@@ -156,13 +156,16 @@ def test_the_replayed_rules_return_a_cause_for_any_records(recs, lecture):
 @given(recs=records())
 def test_the_compare_stage_always_writes_its_report(recs, tmp_path):
     params = load_params(REPO / "params.yaml")
-    report_json, report_md = tmp_path / "compare.json", tmp_path / "compare.md"
-    for path in (report_json, report_md):  # tmp_path is shared by the examples: each must write its own
+    files = PATHS.compare_files(tmp_path)
+    for path in vars(files).values():  # tmp_path is shared by the examples: each must write its own
         path.unlink(missing_ok=True)
-    report = compare.run(params, outputs(recs), report_json, report_md)
-    written = json.loads(report_json.read_text())
+    report = compare.run(params, outputs(recs), files)
+    written = json.loads(files.json.read_text())
     assert written["passed"] == report.passed
-    assert report_md.read_text().startswith("# Backend comparison")
+    assert files.md.read_text().startswith("# Backend comparison")
+    assert json.loads(files.verdict.read_text())["agree"] == report.passed
+    assert files.loss_plot.read_text().startswith("epoch,backend,train_mse\n")
+    assert files.diff_plot.read_text().startswith("step,pair,tol_used\n")
 
 
 def test_unequal_lengths_that_agree_on_every_shared_step_are_a_divergence_in_the_summary():

@@ -4,6 +4,7 @@ run `dvc repro` in this process, and put every output back when a stage fails or
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -67,6 +68,10 @@ def _repro(dvc_args: list[str], root: Path, say: Callable[[str], None], run: run
     from adaline_repro.repro import rollback
 
     logging.getLogger().handlers.clear()  # DVC prints through its own handlers, to stdout as usual
+    if {"-v", "--verbose"} & set(dvc_args):
+        from adaline_repro.workspace import VERBOSE
+
+        os.environ[VERBOSE] = "1"  # the stages DVC starts print their detail (compare: its table)
     failure = StageFailure()
     logging.getLogger("dvc").addHandler(failure)
     run.took(rollback.take(root))
@@ -152,6 +157,14 @@ def dvc(dvc_args: list[str], root: Path) -> int:
 
     set_params.check(dvc_args, root)  # a refused -S value: one line, before DVC writes params.yaml
     words = tuple(a for a in dvc_args if not a.startswith("-"))
+    if words[:1] == ("plots",) and words[1:2] in {("show",), ("diff",)}:
+        from adaline_repro.repro import plots_page
+
+        plots_page.ensure(root)  # the page .dvc/config names: its libraries inline, so it draws offline
+    if words[:2] == ("exp", "show"):
+        from adaline_repro.repro import exp_show
+
+        dvc_args = exp_show.arguments(dvc_args, root)
     writes = words[:1] in _WRITES_WORKSPACE or words[:2] in _WRITES_WORKSPACE
     if not writes or _NOT_THE_WORKSPACE & set(dvc_args):
         return _dvc_main(dvc_args)

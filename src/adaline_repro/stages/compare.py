@@ -3,39 +3,56 @@ the execution so the difference can be inspected in MLflow."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
-from adaline_repro.agreement import BackendOutputs, Report, compare, failure_line, load_outputs
+from adaline_repro.agreement import BackendOutputs, Report, compare, failure_line, load_outputs, step_ratios
 from adaline_repro.errors import EXIT_DIFFER, EXIT_OK
-from adaline_repro.files import atomic_write_text, write_json
+from adaline_repro.files import atomic_write_text, csv_text, float_texts, write_csv, write_json
 from adaline_repro.params import Params, load_params
 from adaline_repro.replay import Lecture
-from adaline_repro.results import ExecutionInputs, ResultDirs
+from adaline_repro.results import CompareFiles, ExecutionInputs, ResultDirs
 
 
-def run(
-    params: Params, outputs: list[BackendOutputs], report_json: Path, report_md: Path, train: Path | None = None
-) -> Report:
-    """Compare every backend's results (load_outputs of each, in train.backends' order); write
-    reports/compare.json and compare.md. `train` (train.csv) is read only when a step diverges: the cause
-    rules replay the lecture's updates on it."""
+def run(params: Params, outputs: list[BackendOutputs], files: CompareFiles, train: Path | None = None) -> Report:
+    """Compare every backend's results (load_outputs of each, in train.backends' order); write the report,
+    the verdict and the plots' data. `train` (train.csv) is read only when a step diverges: the cause rules
+    replay the lecture's updates on it."""
     report = compare(outputs, params.compare, Lecture(train, params.train.lr) if train else None)
-    write_json(report_json, report.as_dict())
-    atomic_write_text(report_md, report.markdown())
+    write_json(files.json, report.as_dict())
+    atomic_write_text(files.md, report.markdown())
+    write_json(files.verdict, report.verdict(outputs))
+    atomic_write_text(files.loss_plot, loss_table(outputs, params.train.dtype))
+    write_csv(files.diff_plot, ("step", "pair", "tol_used"), (
+        (step, f"{a.backend}~{b.backend}", f"{used:.6g}")
+        for a, b in itertools.combinations(outputs, 2)
+        for step, used in step_ratios(a, b, params.compare)
+    ))  # fmt: skip
     return report
+
+
+def loss_table(outputs: list[BackendOutputs], dtype: str) -> str:
+    """Every backend's loss curve in one long table (epoch, backend, train_mse), its numbers written as the
+    curve files write them: DVC draws it as one chart, a line per backend, with no backend named in
+    dvc.yaml."""
+    rows = [
+        (epoch, o.backend, text) for o in outputs for epoch, text in enumerate(float_texts(o.curve, dtype), start=1)
+    ]
+    return csv_text(("epoch", "backend", "train_mse"), rows)
 
 
 def stage(
     params_yaml: Path,
     dirs: ResultDirs,
-    report_json: Path,
-    report_md: Path,
+    files: CompareFiles,
     inputs: ExecutionInputs,
     marker: Path,
     say: Callable[[str], None],
+    verbose: bool = False,
 ) -> int:
-    """The compare stage: write the reports; exit EXIT_DIFFER when the backends differ.
+    """The compare stage: write the reports; exit EXIT_DIFFER when the backends differ. One line when they
+    agree (and the difference table with `verbose`, or when they differ; it is always in compare.md).
 
     dvc repro stops at a failing stage, before track: the execution is logged here first, figure included,
     so the difference can be inspected in MLflow. (A failing stage is never cached, so what this reads on
@@ -43,15 +60,17 @@ def stage(
     """
     params = load_params(params_yaml)
     outputs = [load_outputs(b, dirs) for b in params.train.backends]
-    report = run(params, outputs, report_json, report_md, inputs.train)
-    summary = report.as_dict()
-    say(report.markdown())
+    report = run(params, outputs, files, inputs.train)
+    if verbose or not report.passed:
+        say(report.markdown())
     if report.passed:
+        say(f"compare: {report.line()} (see {files.md})")
         return EXIT_OK
+    summary = report.as_dict()
     from adaline_repro import figures
     from adaline_repro.tracking import execution
 
     figures.draw(params.train.backends, dirs.curves, inputs.figure, report.divergence)
-    say(execution.logged_line(execution.log(params, dirs, inputs, summary, marker), params, summary))
+    say(execution.logged_line(execution.log(params, dirs, inputs, summary, marker), params, summary, "compare"))
     say(f"compare: FAILED: {failure_line(summary)}")
     return EXIT_DIFFER

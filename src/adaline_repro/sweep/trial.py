@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING
 
 from adaline_repro.errors import ReproError
 from adaline_repro.files import atomic_write_text, read_json
-from adaline_repro.params import CompareParams, Params, as_dict
+from adaline_repro.params import Params, as_dict
 from adaline_repro.paths import PipelinePaths
 from adaline_repro.sweep.grid import Trial, trial_params
 
 if TYPE_CHECKING:  # agreement imports numpy; the driver imports this module without it
-    from adaline_repro.agreement import BackendOutputs, Report
+    from adaline_repro.agreement import Report
 
 _SHM = Path("/dev/shm")  # noqa: S108 - mkdtemp makes a private folder there; a trial's files are read back at once and thrown away: memory, not disk
 
@@ -42,7 +42,7 @@ def outputs(paths: PipelinePaths, backends: tuple[str, ...]) -> list[str]:
         )
     ]
     return sorted([paths.raw, paths.train, paths.test, paths.scaler, *per_backend, paths.compare_json,
-                   paths.compare_md])  # fmt: skip
+                   paths.compare_md, paths.verdict, paths.loss_plot, paths.diff_plot])  # fmt: skip
 
 
 def run(trial: Trial, raw: dict, paths: PipelinePaths) -> dict:
@@ -53,11 +53,11 @@ def run(trial: Trial, raw: dict, paths: PipelinePaths) -> dict:
     try:
         params = trial_params(raw, trial.overrides)
         record["params"] = as_dict(params)
-        report, loaded = _stages(params, scratch, paths)
+        report = _stages(params, scratch, paths)
         record["files"] = {name: dvc_md5(scratch / name) for name in outputs(paths, params.train.backends)}
         record["metrics"] = {b: read_json(paths.results(scratch).metric(b)) for b in params.train.backends}
         record["compare"] = report.as_dict()
-        record["tolerance_ratio"] = tolerance_ratio(loaded, params.compare)
+        record["tolerance_ratio"] = report.tolerance_ratio
         record["error"] = None
     except ReproError as exc:  # a configuration the stages refuse: its message, as the stage would print it
         record["error"] = str(exc)
@@ -69,7 +69,7 @@ def run(trial: Trial, raw: dict, paths: PipelinePaths) -> dict:
     return record
 
 
-def _stages(params: Params, root: Path, paths: PipelinePaths) -> tuple[Report, list[BackendOutputs]]:
+def _stages(params: Params, root: Path, paths: PipelinePaths) -> Report:
     # Imported here: the driver imports this module to name a trial's files, without torch.
     from adaline_repro.agreement import load_outputs
     from adaline_repro.stages import compare, evaluate, fetch, prepare, train
@@ -83,29 +83,7 @@ def _stages(params: Params, root: Path, paths: PipelinePaths) -> tuple[Report, l
         )
     evaluate.run(dirs, params.train.backends, root / paths.train, root / paths.test, params.evaluate)
     outputs = [load_outputs(b, dirs) for b in params.train.backends]  # as the compare stage reads them
-    return compare.run(params, outputs, root / paths.compare_json, root / paths.compare_md, root / paths.train), outputs
-
-
-def tolerance_ratio(outputs: list[BackendOutputs], tol: CompareParams) -> float | None:
-    """The largest backend difference in units of the compare tolerance, over every pair and float
-    quantity (loss curve, weights, every update's parameters): above 1 the backends differ. None when some
-    pair is not comparable (a value not finite, records of different lengths)."""
-    import itertools
-
-    import numpy as np
-
-    from adaline_repro.tolerance import bound
-
-    worst = 0.0
-    for a, b in itertools.combinations(outputs, 2):
-        for x, y in ((a.curve, b.curve), (a.weights, b.weights), (a.steps.params, b.steps.params)):
-            if x.shape != y.shape or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-                return None
-            diff = np.abs(x - y)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = np.where(diff > 0, diff / bound(x, y, tol), 0.0)
-            worst = max(worst, float(ratio.max(initial=0.0)))
-    return worst
+    return compare.run(params, outputs, paths.compare_files(root), root / paths.train)
 
 
 def dvc_md5(path: Path) -> str:

@@ -194,14 +194,15 @@ def write_marker(marker: Path, text: str, uri: str) -> None:
     atomic_write_text(marker, text)
 
 
-def logged_line(logged: Logged, params: Params, report: dict) -> str:
-    """What the stage says about the store: logged now, or already there (and any orphaned runs it ended)."""
+def logged_line(logged: Logged, params: Params, report: dict, stage: str = "track") -> str:
+    """What `stage` (track, or compare when it fails) says about the store: logged now, or already there
+    (and any orphaned runs it ended)."""
     from adaline_repro.workspace import redacted, tracking_uri
 
     verdict = "passed" if report["passed"] else "FAILED"
     if logged.parent is None:
-        return f"track: {redacted(tracking_uri())} already holds this execution (compare {verdict})"
-    line = f"track: logged run {logged.parent} and {len(params.train.backends)} backend runs (compare {verdict})"
+        return f"{stage}: {redacted(tracking_uri())} already holds this execution (compare {verdict})"
+    line = f"{stage}: logged run {logged.parent} and {len(params.train.backends)} backend runs (compare {verdict})"
     if logged.orphans_ended:
         line += f"; marked {logged.orphans_ended} run(s) KILLED that a dead process of this checkout left RUNNING"
     return line

@@ -120,7 +120,8 @@ def test_compare_command_fails_after_logging_the_execution(tmp_path, data_dir, t
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     args = ["--params", REPO / "params.yaml", "--models", dirs.models, "--curves", dirs.curves]
     args += ["--predictions", dirs.predictions, "--metrics", dirs.metrics, "--steps", dirs.steps]
-    args += ["--report-json", tmp_path / "r.json", "--report-md", tmp_path / "r.md"]
+    args += ["--report-json", tmp_path / "r.json", "--report-md", tmp_path / "r.md", "--verdict", tmp_path / "v.json"]
+    args += ["--loss-plot", tmp_path / "loss.csv", "--diff-plot", tmp_path / "diff.csv"]
     args += ["--raw", data_dir / "raw.csv", "--train", data_dir / "train.csv", "--test", data_dir / "test.csv"]
     args += ["--figure", tmp_path / "figure.png", "--marker", tmp_path / ".tracking" / "logged.json"]
     env = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin", "MLFLOW_TRACKING_URI": uri}
