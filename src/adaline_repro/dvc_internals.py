@@ -226,6 +226,27 @@ def queue_status(root: Path) -> dict[str, str]:
         return {entry["name"]: entry["status"] for entry in repo.experiments.celery_queue.status() if entry["name"]}
 
 
+def queue_failures(root: Path) -> dict[str, str]:
+    """Failed experiment name -> why: the last `error: ` line its run printed (a stage's one-line reason,
+    from the output log `dvc queue logs` prints), or DVC's own last ERROR line when no stage said one."""
+    from dvc.repo import Repo
+
+    reasons = {}
+    with Repo(str(root)) as repo:
+        queue = repo.experiments.celery_queue
+        for done in queue.iter_failed():
+            try:
+                log = Path(queue.proc[done.entry.stash_rev].stdout).read_text(encoding="utf-8", errors="replace")
+            except (KeyError, OSError, TypeError):
+                reasons[done.entry.name or done.entry.stash_rev[:7]] = "no output log (it failed during set-up)"
+                continue
+            lines = log.splitlines()
+            ours = [line for line in lines if line.startswith("error: ")]
+            dvcs = [line for line in lines if line.startswith("ERROR: ")]
+            reasons[done.entry.name or done.entry.stash_rev[:7]] = (ours or dvcs or ["no error line in its log"])[-1]
+    return reasons
+
+
 def queue_workers(root: Path) -> int:
     """How many of the queue's workers answer (Celery's inspect, as `dvc queue status`'s last line counts
     them): to wait for `dvc queue stop` to take effect, never to judge whether experiments finished."""

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from adaline_repro import dvc_internals
 from tests.conftest import free_port, make_clone, output_hashes, run_cmd, stored_runs
 
 IRIS = """5.1,3.5,1.4,0.2,Iris-setosa
@@ -140,3 +142,34 @@ def test_a_refused_set_param_through_dvc_exp_run_is_one_line_and_dvc_never_start
     assert output_hashes(root) == before
     assert (root / "params.yaml").read_bytes() == params
     assert run_cmd(["./pipeline", "dvc", "queue", "status"], root, env).stdout.count("Queued") == 0
+
+
+DIVERGES = ("train.lr=1e6", "error: manual: diverged at epoch 1 (train_mse=nan)")  # valid, but training fails
+
+
+def test_a_failing_workspace_experiment_puts_params_and_outputs_back(clone):
+    """Before, a failed `exp run` left params.yaml with the -S value and the stage's outputs deleted."""
+    root, env = clone
+    before, params = output_hashes(root), (root / "params.yaml").read_bytes()
+    done = run_cmd(["./pipeline", "dvc", "exp", "run", "-S", DIVERGES[0]], root, env, check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert [line for line in done.stderr.splitlines() if line.startswith("error: ")] == [DIVERGES[1]]
+    assert output_hashes(root) == before
+    assert (root / "params.yaml").read_bytes() == params
+    assert "RUNNING" not in {r.info.status for r in stored_runs(env["MLFLOW_TRACKING_URI"])}
+
+
+def test_a_failed_queued_experiment_says_why_in_queue_status_and_logs(clone):
+    root, env = clone
+    before = output_hashes(root)
+    run_cmd(["./pipeline", "dvc", "exp", "run", "--queue", "-n", "diverges", "-S", DIVERGES[0]], root, env)
+    run_cmd(["./pipeline", "dvc", "queue", "start", "-j", "1"], root, env)
+    deadline = time.monotonic() + 240
+    while dvc_internals.queue_status(root).get("diverges") not in dvc_internals.QUEUE_FINAL:
+        assert time.monotonic() < deadline, dvc_internals.queue_status(root)
+        time.sleep(1)
+    status = run_cmd(["./pipeline", "dvc", "queue", "status"], root, env).stdout
+    assert f"Failed diverges: {DIVERGES[1]}" in status.splitlines(), status
+    assert DIVERGES[1] in run_cmd(["./pipeline", "dvc", "queue", "logs", "diverges"], root, env).stdout.splitlines()
+    run_cmd(["./pipeline", "dvc", "queue", "remove", "diverges"], root, env)
+    assert output_hashes(root) == before

@@ -62,22 +62,33 @@ def _repro(dvc_args: list[str], root: Path, say: Callable[[str], None], run: run
     # found params.yaml invalid would leave the previous results gone.
     load_params("params.yaml")  # relative: messages name the file as the user knows it (cwd is root)
     uptodate.forget(root)
+    code = _stages(["repro", *dvc_args], root, say, run)
+    if code == EXIT_OK and set(dvc_args) <= _FULL_REPRO_FLAGS:
+        uptodate.record(root, venv_stamp)
+    return code
+
+
+def _stages(command: list[str], root: Path, say: Callable[[str], None], run: run_lock.Run,
+            extra: tuple[str, ...] = ()) -> int:  # fmt: skip
+    """`dvc repro` or a workspace `dvc exp run`, in this process, with every output, dvc.lock and `extra`
+    copied aside first and put back when a stage fails (not when compare does: its report is the result).
+    Returns the failing stage's own exit code, not DVC's 255."""
     from dvc.cli import main as dvc_main  # in this process: one interpreter start-up fewer
 
     from adaline_repro.dvc_internals import StageFailure
     from adaline_repro.repro import rollback
 
     logging.getLogger().handlers.clear()  # DVC prints through its own handlers, to stdout as usual
-    if {"-v", "--verbose"} & set(dvc_args):
+    if {"-v", "--verbose"} & set(command):
         from adaline_repro.workspace import VERBOSE
 
         os.environ[VERBOSE] = "1"  # the stages DVC starts print their detail (compare: its table)
     failure = StageFailure()
     logging.getLogger("dvc").addHandler(failure)
-    run.took(rollback.take(root))
+    run.took(rollback.take(root, extra))
     signal.signal(signal.SIGTERM, _stop_stages_then_exit)
     try:
-        code = dvc_main(["repro", *dvc_args])
+        code = dvc_main(command)
     except BaseException:  # SIGTERM (SystemExit) while a stage runs: put the outputs back, then stop
         run.put_back()
         raise
@@ -85,16 +96,14 @@ def _repro(dvc_args: list[str], root: Path, say: Callable[[str], None], run: run
         logging.getLogger("dvc").removeHandler(failure)
     if code == 0:
         run.keep()
-        if set(dvc_args) <= _FULL_REPRO_FLAGS:
-            uptodate.record(root, venv_stamp)
         return EXIT_OK
     written = failure.written if failure.code is None else None  # a failed stage said its own line
     if written is not None:  # DVC's own write failed (a full disk): its message names no file
         _warn(f"error: {written}")
     if failure.busy is not None:  # a bare `dvc` (no lock of ours) is writing: putting back would undo its work
         run.keep()
-        _warn(f"repro: stopped: {failure.busy}; the stages that finished are kept and nothing was put back, as "
-              "that process is writing the outputs; run ./pipeline repro again when it has finished")  # fmt: skip
+        _warn(f"{command[0]}: stopped: {failure.busy}; the stages that finished are kept and nothing was put "
+              "back, as that process is writing the outputs; run the command again when it has finished")  # fmt: skip
         return EXIT_BUSY
     if failure.stage == "compare":  # the backends differ: its report is the result, kept
         run.keep()
@@ -166,10 +175,31 @@ def dvc(dvc_args: list[str], root: Path) -> int:
 
         dvc_args = exp_show.arguments(dvc_args, root)
     writes = words[:1] in _WRITES_WORKSPACE or words[:2] in _WRITES_WORKSPACE
+    if words[:2] == ("queue", "status") and not {"-h", "--help"} & set(dvc_args):
+        code = _dvc_main(dvc_args)
+        from adaline_repro.dvc_internals import queue_failures
+
+        for name, reason in queue_failures(root).items():  # DVC's table says Failed, not why
+            print(f"Failed {name}: {reason}", flush=True)
+        return code
     if not writes or _NOT_THE_WORKSPACE & set(dvc_args):
         return _dvc_main(dvc_args)
+    if words[:2] == ("exp", "run") and not {"--queue", "--temp"} & set(dvc_args):
+        return _exp_run_in_workspace(dvc_args, root, wait)
     with run_lock.hold(root, " ".join(["./pipeline dvc", *dvc_args]), wait=wait, say=_warn, rollback=False):
         return _dvc_main(dvc_args)
+
+
+def _exp_run_in_workspace(dvc_args: list[str], root: Path, wait: bool) -> int:
+    """`dvc exp run` in the workspace is `dvc repro` after DVC writes the -S values into params.yaml: held,
+    and put back like repro when a stage fails, params.yaml included."""
+    from adaline_repro.set_params import PARAMS_FILE
+    from adaline_repro.workspace import repository_root
+
+    with run_lock.hold(root, " ".join(["./pipeline dvc", *dvc_args]), wait=wait, say=_warn) as run:
+        prepare_store(repository_root(root))
+        uptodate.forget(root)
+        return _stages(dvc_args, root, _warn, run, extra=(PARAMS_FILE,))
 
 
 def _dvc_main(dvc_args: list[str]) -> int:
