@@ -18,7 +18,7 @@ from adaline_repro.stages.train import TrainError, shuffle_orders, train
 from tests.conftest import PATHS
 
 
-@pytest.mark.parametrize("backend", ["manual", "autograd", "module"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_lecture_loss_curve(backend, train_table, params):
     """The lecture's printed costs (5 decimals) for epochs 1, 2 and 20."""
     result = train(backend, train_table, params.train)
