@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -24,6 +25,9 @@ from adaline_repro.paths import pipeline_paths
 from adaline_repro.stages import fetch, prepare
 
 REPO = Path(__file__).resolve().parents[1]
+# The venv running the tests (./pipeline test's, or ADALINE_VENV's): clones and commands use it, never a
+# `.venv` of their own, which a clone (or a copy of one, for a test inside a test) does not have.
+VENV = Path(sys.prefix)
 PATHS = pipeline_paths(REPO)  # dvc.yaml's paths, their one home
 # The browser tests drive Debian's Chromium (Playwright never downloads one).
 CHROMIUM = "/usr/bin/chromium"
@@ -123,7 +127,7 @@ def make_clone(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     store = tmp_path_factory.mktemp("store")
     env = {
         **os.environ,
-        "ADALINE_VENV": str(REPO / ".venv"),  # reuse the environment instead of building a second one
+        "ADALINE_VENV": str(VENV),  # reuse the environment instead of building a second one
         "MLFLOW_TRACKING_URI": f"sqlite:///{store}/mlflow.db",
         "DVC_NO_ANALYTICS": "1",
     }
@@ -205,3 +209,10 @@ def assert_each_experiment_logged_once(uri: str, names: list[str], backends: tup
         for child in children:
             steps = [m.step for m in client.get_metric_history(child.info.run_id, "train_mse")]
             assert sorted(steps) == list(range(1, epochs + 1)), (name, child.info.run_name)
+
+
+def pairs_with(backend: str, backends: tuple[str, ...]) -> list[str]:
+    """The compare report's names (`a~b`, in train.backends' order) of every pair that includes `backend`."""
+    import itertools
+
+    return [f"{a}~{b}" for a, b in itertools.combinations(backends, 2) if backend in (a, b)]

@@ -62,3 +62,9 @@ def pipeline_paths(root: Path) -> PipelinePaths:
     document = safe_yaml((root / "dvc.yaml").read_text(encoding="utf-8"))
     (paths,) = [v["paths"] for v in document["vars"] if isinstance(v, dict) and "paths" in v]
     return PipelinePaths(**paths)
+
+
+def stage_deps(root: Path, stage: str) -> list[str]:
+    """The deps dvc.yaml lists for a stage without a matrix (track, compare, ...), as written there."""
+    document = safe_yaml((root / "dvc.yaml").read_text(encoding="utf-8"))
+    return [d for d in document["stages"][stage]["deps"] if isinstance(d, str)]

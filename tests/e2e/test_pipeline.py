@@ -16,7 +16,7 @@ import pytest
 from adaline_repro.backends import BACKENDS
 from adaline_repro.errors import EXIT_DIFFER
 from adaline_repro.workspace import marker_uri_file
-from tests.conftest import PATHS, REPO, edited, make_clone, run_cmd, stored_runs
+from tests.conftest import PATHS, VENV, edited, make_clone, run_cmd, stored_runs
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_second_repro_runs_nothing_and_logs_nothing(first_repro):
     assert "Running stage" not in done.stdout
     assert "no file DVC reads changed since the last ./pipeline repro" in done.stdout
     assert len(stored_runs(env["MLFLOW_TRACKING_URI"])) == before
-    forced_check = run_cmd(["dvc", "status"], root, {**env, "PATH": f"{REPO}/.venv/bin:{env['PATH']}"})
+    forced_check = run_cmd(["dvc", "status"], root, {**env, "PATH": f"{VENV}/bin:{env['PATH']}"})
     assert "up to date" in forced_check.stdout  # DVC agrees
 
 
@@ -153,7 +153,7 @@ def test_a_shorter_backend_list_neither_runs_nor_needs_the_missing_stage(repo):
     """train.backends: [manual, module] generates two train stages; evaluate, compare and track follow the
     list, nothing is retrained, and the autograd stage is neither run nor required."""
     root, env = repo
-    venv_env = {**env, "PATH": f"{REPO}/.venv/bin:{env['PATH']}"}
+    venv_env = {**env, "PATH": f"{VENV}/bin:{env['PATH']}"}
     with edited(root / "params.yaml", "backends: [manual, autograd, module]", "backends: [manual, module]"):
         stages = run_cmd(["dvc", "stage", "list", "--name-only"], root, venv_env).stdout.split()
         assert [s for s in stages if s.startswith("train@")] == ["train@manual", "train@module"]
@@ -196,13 +196,13 @@ def test_experiment_with_a_changed_learning_rate(repo):
     run_cmd(
         ["dvc", "exp", "run", "-n", "lr-005", "-S", "train.lr=0.05"],
         root,
-        {**env, "PATH": f"{REPO}/.venv/bin:{env['PATH']}"},
+        {**env, "PATH": f"{VENV}/bin:{env['PATH']}"},
     )
     runs = stored_runs(env["MLFLOW_TRACKING_URI"])
     assert len(runs) == before + 4
     assert {r.data.tags.get("dvc.exp_name") for r in runs[:4]} == {"lr-005"}
     assert {r.data.params.get("train.lr") for r in runs[:4]} == {"0.05"}
-    venv_env = {**env, "PATH": f"{REPO}/.venv/bin:{env['PATH']}"}
+    venv_env = {**env, "PATH": f"{VENV}/bin:{env['PATH']}"}
     shown = run_cmd(["dvc", "exp", "show", "--csv"], root, venv_env).stdout
     assert "train_accuracy" in shown
     assert "lr-005" in shown

@@ -22,7 +22,7 @@ from adaline_repro.paths import pipeline_paths
 from adaline_repro.sweep import table, trial
 from adaline_repro.sweep.grid import trials
 from adaline_repro.sweep.journal import Journal
-from tests.conftest import REPO, make_clone, run_cmd, stored_runs
+from tests.conftest import VENV, make_clone, run_cmd, stored_runs
 from tests.e2e import netns
 
 PORT = 6379  # each namespace has its own ports: no clash with anything on the host
@@ -44,7 +44,7 @@ class Node:
     def __init__(self, space: netns.Namespace, env: dict, log: Path, *args: str) -> None:
         self.space, self.log = space, log
         self.temp = tempfile.mkdtemp(prefix="ray-")  # short: Ray's socket paths must fit in 107 bytes
-        ray = str(REPO / ".venv" / "bin" / "ray")
+        ray = str(VENV / "bin" / "ray")
         command = [ray, "start", "--block", f"--node-ip-address={space.ip}", "--num-cpus=1", f"--temp-dir={self.temp}"]
         self.process = subprocess.Popen(space.command([*command, *args]), env=env, start_new_session=True,
                                         stdout=log.open("w"), stderr=subprocess.STDOUT)  # fmt: skip

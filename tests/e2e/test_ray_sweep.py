@@ -21,7 +21,7 @@ import pytest
 
 from adaline_repro.errors import EXIT_BROKEN, EXIT_INTERRUPTED, EXIT_VERIFY
 from adaline_repro.sweep.journal import Journal
-from tests.conftest import REPO, free_port, make_clone, port_open, run_cmd, stored_runs
+from tests.conftest import REPO, VENV, free_port, make_clone, port_open, run_cmd, stored_runs
 
 GRID = ["-S", "train.lr=0.01,1.0", "-S", "train.batch_size=7,35", "-S", "prepare.seed=1,2"]
 
@@ -136,7 +136,7 @@ def test_a_cluster_worker_without_the_cpu_pins_is_refused_by_name(clone, tmp_pat
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN": secrets.token_hex(16),
     }
-    head = [str(REPO / ".venv" / "bin" / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+    head = [str(VENV / "bin" / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
             f"--port={port}", "--num-cpus=1", "--include-dashboard=false", f"--temp-dir={sessions}"]  # fmt: skip
     # The node's own environment switches the pins off: its workers start without them.
     node = subprocess.Popen(head, cwd=root, env={**ray_env, "ADALINE_CPU_PINS": "off"}, start_new_session=True,

@@ -19,7 +19,7 @@ from adaline_repro.backends import BACKENDS
 from adaline_repro.ops.worktree import copy_worktree
 from adaline_repro.paths import pipeline_paths
 from adaline_repro.stages.train import orders_digest, shuffle_orders
-from tests.conftest import PATHS, REPO
+from tests.conftest import PATHS, REPO, VENV
 
 # Imported by every Python process at start-up, before it writes anything down: it records, when that
 # process exits, which modules of the package it loaded and which heavy third-party packages.
@@ -85,7 +85,7 @@ def checkout(tmp_path_factory, data_dir) -> tuple[Path, dict]:
     (probe / "sitecustomize.py").write_text(_RECORDER)
     env = {
         **os.environ,
-        "ADALINE_VENV": str(REPO / ".venv"),
+        "ADALINE_VENV": str(VENV),
         "PYTHONPATH": str(probe),
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path_factory.mktemp('store')}/mlflow.db",
     }

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from adaline_repro.backends import BACKENDS
 from adaline_repro.params import FetchParams, ParamsError, PrepareParams, load_params, load_section, parse_params
 from tests.conftest import REPO
 
@@ -23,7 +24,8 @@ def _with(section: str, key: str, value: object) -> dict:
 
 def test_repository_params_hold_the_lecture_defaults(params):
     """The committed params.yaml is the lecture's setting."""
-    assert params.train.backends == ("manual", "autograd", "module")
+    assert params.train.backends == BACKENDS  # every registered backend, the lecture's three first
+    assert BACKENDS[:3] == ("manual", "autograd", "module")
     assert (params.train.epochs, params.train.lr, params.train.batch_size, params.train.seed) == (20, 0.01, 10, 123)
     assert params.prepare.classes == ("versicolor", "virginica")
     assert params.prepare.features == ("sepal_width", "petal_length")
@@ -52,7 +54,7 @@ def test_repository_params_hold_the_lecture_defaults(params):
             "train",
             "backends",
             ["manual", "jax"],
-            "params.yaml: train.backends[1]: must be one of 'manual', 'autograd', 'module' (got 'jax')",
+            f"params.yaml: train.backends[1]: must be one of {', '.join(map(repr, BACKENDS))} (got 'jax')",
         ),
         (
             "train",

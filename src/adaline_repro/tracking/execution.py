@@ -7,6 +7,7 @@ re-runs compare alone, and the store is logged to again only when the verdict it
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import os
@@ -20,6 +21,7 @@ from adaline_repro.agreement import difference_table
 from adaline_repro.files import atomic_write_text, json_text, read_json, sha256_file
 from adaline_repro.lockfile import locked_paths
 from adaline_repro.params import Params, as_dict
+from adaline_repro.paths import stage_deps
 from adaline_repro.results import ExecutionInputs, ResultDirs, read_curve, read_model
 from adaline_repro.workspace import marker_uri_file
 
@@ -104,18 +106,36 @@ def note(report: dict) -> str:
 
 def marker_text(params: Params, dirs: ResultDirs, report: dict, raw_sha256: str) -> str:
     """What the marker output holds: what was logged, deterministically (no run ids, so dvc.lock stays
-    reproducible), and specific enough that a different execution never matches it."""
+    reproducible), and specific enough that a different execution never matches it: the code (every module
+    of the package), the params, every result file, the compare report and the raw data."""
     files = {backend: [sha256_file(path) for path in dirs.files(backend)] for backend in params.train.backends}
     content = json_text({"params": flat_params(params), "results": files, "compare": report})
     return json_text(
         {
             "backends": list(params.train.backends),
+            "code_sha256": code_sha256(),
             "compare_passed": report["passed"],
             "content_sha256": hashlib.sha256(content.encode("utf-8")).hexdigest(),
             "data_sha256": raw_sha256,
             "experiment": params.tracking.experiment,
         }
     )
+
+
+def code_sha256() -> str:
+    """The code that made the execution: the track stage's modules as dvc.yaml lists them (every module
+    the logged record derives from), each by its path and bytes."""
+    root = Path(__file__).resolve().parents[3]  # the checkout this code runs from (a DVC temp copy's own)
+    digest = hashlib.sha256()
+    for name in sorted(d for d in stage_deps(root, "track") if d.startswith("src/")):
+        digest.update(f"{name}\0".encode())
+        digest.update(hashlib.sha256((root / name).read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def execution_id(marker: str) -> str:
+    """The id a parent run is tagged with: the sha256 of the marker text (code, params, outputs, data)."""
+    return hashlib.sha256(marker.encode("utf-8")).hexdigest()
 
 
 def build_execution(
@@ -181,10 +201,15 @@ def log(params: Params, dirs: ResultDirs, inputs: ExecutionInputs, report: dict,
         and uri_file.read_text(encoding="utf-8").strip() == uri
     ):
         return Logged(None)  # MLflow is not even imported
-    from adaline_repro.tracking.store import end_orphaned_runs, log_execution
+    from adaline_repro.tracking.store import EXECUTION_TAG, end_orphaned_runs, holds_execution, log_execution
 
     ended = end_orphaned_runs(uri)
-    parent = log_execution(uri, build_execution(params, dirs, inputs, report, raw_sha256))
+    eid = execution_id(text)
+    if holds_execution(uri, params.tracking.experiment, eid) is not None:  # logged before, e.g. on another branch
+        write_marker(marker, text, uri)
+        return Logged(None, ended)
+    execution = build_execution(params, dirs, inputs, report, raw_sha256)
+    parent = log_execution(uri, dataclasses.replace(execution, tags={**execution.tags, EXECUTION_TAG: eid}))
     write_marker(marker, text, uri)
     return Logged(parent, ended)
 

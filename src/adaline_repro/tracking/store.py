@@ -37,6 +37,9 @@ ROLE_TAG = "adaline.role"  # "execution" on parent runs, which is how latest_exe
 # whose process is gone was left by a kill; end_orphaned_runs marks those of this checkout KILLED.
 CHECKOUT_TAG = "adaline.checkout"
 PROCESS_TAG = "adaline.process"
+# What identifies an execution (tracking/execution.py, execution_id): a parent run with this tag, FINISHED,
+# means the store already holds it, whichever checkout or branch logged it.
+EXECUTION_TAG = "adaline.execution"
 
 
 class TrackingError(StoreError):
@@ -268,6 +271,21 @@ class LatestExecution:
     experiment_id: str
     parent_run_id: str
     child_run_ids: list[str]  # in backend order of the run names
+
+
+def holds_execution(uri: str, experiment: str, execution_id: str) -> str | None:
+    """The parent run id of a FINISHED execution with this id in the experiment, or None."""
+    c = client(uri)
+    found = c.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = c.search_runs(
+        [found.experiment_id],
+        f"tags.`{EXECUTION_TAG}` = '{execution_id}' and tags.`{ROLE_TAG}` = 'execution' "
+        "and attributes.status = 'FINISHED'",
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
 
 
 def latest_execution(uri: str, experiment: str) -> LatestExecution | None:

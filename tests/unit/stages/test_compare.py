@@ -11,14 +11,15 @@ import sys
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from adaline_repro import figures
 from adaline_repro.agreement import BackendOutputs, compare, failure_line, load_outputs
 from adaline_repro.files import json_text, read_json
-from adaline_repro.params import CompareParams, replace
+from adaline_repro.params import CompareParams, load_params, replace
 from adaline_repro.stages import evaluate
 from adaline_repro.stages.train import shuffle_orders, train, write_result
-from tests.conftest import PATHS, REPO, stored_runs
+from tests.conftest import PATHS, REPO, pairs_with, stored_runs
 
 
 def _outputs(tmp_path, name, result, data_dir, train_table, params) -> BackendOutputs:
@@ -112,13 +113,19 @@ def test_compare_command_fails_after_logging_the_execution(tmp_path, data_dir, t
     """The stage writes passed=false, prints the table, logs the execution (dvc repro will not reach the
     track stage) and exits 1; run again on the same results it does not log a second copy. Where and why
     the backends part reaches the reports, its last line, the parent run's tags and description, and the
-    figure (a marker at the first diverging step)."""
+    figure (a marker at the first diverging step). The lecture's three backends, whichever others are
+    registered: the sentence names them."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["train"]["backends"] = ["manual", "autograd", "module"]
+    params_yaml = tmp_path / "params.yaml"
+    params_yaml.write_text(yaml.safe_dump(raw))
+    params = load_params(params_yaml)
     dirs = PATHS.results(tmp_path)
     for b in params.train.backends:
         p = replace(params.train, lr=0.01001) if b == "module" else params.train
         _outputs(tmp_path, b, train(b, train_table, p), data_dir, train_table, params)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    args = ["--params", REPO / "params.yaml", "--models", dirs.models, "--curves", dirs.curves]
+    args = ["--params", params_yaml, "--models", dirs.models, "--curves", dirs.curves]
     args += ["--predictions", dirs.predictions, "--metrics", dirs.metrics, "--steps", dirs.steps]
     args += ["--report-json", tmp_path / "r.json", "--report-md", tmp_path / "r.md", "--verdict", tmp_path / "v.json"]
     args += ["--loss-plot", tmp_path / "loss.csv", "--diff-plot", tmp_path / "diff.csv"]
@@ -140,13 +147,13 @@ def test_compare_command_fails_after_logging_the_execution(tmp_path, data_dir, t
     assert "FAILED: the backends differ" in done.stdout
     assert "| manual ~ module | train_mse |" in done.stdout
     assert "already holds this execution" in done.stdout
-    assert len(runs[0]) == len(runs[1]) == 4
+    assert len(runs[0]) == len(runs[1]) == 1 + len(params.train.backends)  # the parent and one per backend
     parent = next(r for r in runs[0] if "mlflow.parentRunId" not in r.data.tags)
     assert parent.data.tags["compare.verdict"] == "failed"
     assert {r.info.status for r in runs[0]} == {"FINISHED"}
     found = report["first_divergence"]
     assert (found["step"], found["epoch"], found["batch"]) == (1, 1, 1)
-    assert found["apart"] == ["manual~module", "autograd~module"]
+    assert found["apart"] == pairs_with("module", params.train.backends)
     (cause,) = found["likely_cause"]
     assert (cause["rule"], cause["backend"]) == ("learning_rate", "module")
     assert found["update_ratios"]["manual~module"] == pytest.approx([1.001] * 3, rel=1e-4)

@@ -1,5 +1,6 @@
-"""What the track stage logs: every parameter of params.yaml except the documented ones, and git.dirty saying
-whether code or configuration differ from the commit (the pipeline's own outputs do not count)."""
+"""What the track stage logs: every parameter of params.yaml except the documented ones, git.dirty saying
+whether code or configuration differ from the commit (the pipeline's own outputs do not count), and each
+execution once per store."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ import subprocess
 import pytest
 import yaml
 
+from adaline_repro import params as params_module
+from adaline_repro.files import read_json
+from adaline_repro.results import ExecutionInputs
+from adaline_repro.tracking import execution
 from adaline_repro.tracking.execution import flat_params, source_tags
-from tests.conftest import REPO
+from adaline_repro.tracking.store import ROLE_TAG
+from tests.conftest import PATHS, REPO, stored_runs
 
 LOCK = """schema: '2.0'
 stages:
@@ -72,3 +78,27 @@ def test_logged_params_are_exactly_params_yaml_less_what_is_documented(params):
         if (section, key) != ("train", "backends")
     }
     assert flat_params(params) == expected
+
+
+def test_an_execution_the_store_holds_is_not_logged_again_from_another_branch(tmp_path, monkeypatch, params, data_dir):
+    """Back on main after an experiment, the marker is the experiment's, yet the store already has main's
+    execution (same code, params and outputs): it is found by its id and not logged a second time. Other
+    params are another execution."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(REPO)  # the code is the checkout's (the track stage runs at its root)
+    dirs = PATHS.results(REPO)  # the committed outputs
+    inputs = ExecutionInputs(data_dir / "raw.csv", data_dir / "train.csv", data_dir / "test.csv", REPO / PATHS.figure)
+    report, marker = read_json(REPO / PATHS.compare_json), tmp_path / "logged.json"
+
+    def parents() -> list[str]:
+        return [r.info.run_id for r in stored_runs(uri) if r.data.tags.get(ROLE_TAG) == "execution"]
+
+    first = execution.log(params, dirs, inputs, report, marker)
+    assert first.parent is not None
+    marker.write_text("{}")  # the experiment's marker
+    assert execution.log(params, dirs, inputs, report, marker).parent is None
+    assert parents() == [first.parent]
+    other = params_module.replace(params, train=params_module.replace(params.train, lr=0.02))
+    assert execution.log(other, dirs, inputs, report, marker).parent not in (None, first.parent)
+    assert len(parents()) == 2

@@ -1,0 +1,46 @@
+"""A fourth backend with README's three steps and nothing else ("Adding a backend"): a copy of `manual` under
+a new name. `./pipeline repro` trains and compares it without re-running fetch or prepare (they do not
+depend on the registry), and `./pipeline test --fast` passes with no test edited."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import make_clone, run_cmd
+
+NAME = "handmade"
+
+
+def test_a_backend_added_in_readme_s_three_steps_runs_and_passes_the_unit_tier(tmp_path_factory):
+    root, env = make_clone(tmp_path_factory)
+    run_cmd(["./pipeline", "repro"], root, env)  # a fresh clone has no data/: the first run makes it
+    backends = root / "src" / "adaline_repro" / "backends"
+    # 1. Write src/adaline_repro/backends/<name>.py, a Backend subclass.
+    source = (backends / "manual.py").read_text()
+    (backends / f"{NAME}.py").write_text(
+        source.replace("class ManualBackend", "class HandmadeBackend").replace('name = "manual"', f'name = "{NAME}"')
+    )
+    # 2. Add its name to BACKENDS in backends/__init__.py (the registry).
+    registry = (backends / "__init__.py").read_text()
+    (backends / "__init__.py").write_text(re.sub(r"(BACKENDS = \(.*?)\)", rf'\1, "{NAME}")', registry, count=1))
+    # 3. List it under train.backends in params.yaml.
+    params = (root / "params.yaml").read_text()
+    (root / "params.yaml").write_text(re.sub(r"(backends: \[.*?)\]", rf"\1, {NAME}]", params, count=1))
+    changed = run_cmd(["git", "status", "--porcelain"], root, env).stdout.splitlines()
+    assert sorted(line[3:] for line in changed) == sorted(
+        ["params.yaml", "src/adaline_repro/backends/__init__.py", f"src/adaline_repro/backends/{NAME}.py"]
+    )
+
+    done = run_cmd(["./pipeline", "repro"], root, env)
+    ran = re.findall(r"Running stage '([^']+)'", done.stdout)
+    assert "fetch" not in ran
+    assert "prepare" not in ran
+    assert f"train@{NAME}" in ran
+    assert "train@manual" in ran  # every train stage depends on the registry: it reads train.backends' names
+    assert "compare: the backends agree" in done.stdout
+    pairs = run_cmd(["git", "diff", "--stat"], root, env).stdout
+    assert "dvc.lock" in pairs
+
+    tests = run_cmd(["./pipeline", "test", "--fast", "-q"], root, env, check=False)
+    assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-2000:]
+    assert re.search(r"\d+ passed", tests.stdout)
