@@ -190,7 +190,8 @@ def test_a_new_store_gets_the_execution_without_retraining(repo, tmp_path):
 
 
 def test_experiment_with_a_changed_learning_rate(repo):
-    """`dvc exp run -S` works, `dvc exp show` lists accuracies, metrics and plots render."""
+    """`dvc exp run -S` works; `./pipeline dvc exp show` fits 120 columns piped with the verdict beside the
+    params; metrics show lists the verdict and each backend, not the report; plots render every backend."""
     root, env = repo
     before = len(stored_runs(env["MLFLOW_TRACKING_URI"]))
     run_cmd(
@@ -203,15 +204,23 @@ def test_experiment_with_a_changed_learning_rate(repo):
     assert {r.data.tags.get("dvc.exp_name") for r in runs[:4]} == {"lr-005"}
     assert {r.data.params.get("train.lr") for r in runs[:4]} == {"0.05"}
     venv_env = {**env, "PATH": f"{VENV}/bin:{env['PATH']}"}
-    shown = run_cmd(["dvc", "exp", "show", "--csv"], root, venv_env).stdout
-    assert "train_accuracy" in shown
-    assert "lr-005" in shown
-    metrics = run_cmd(["dvc", "metrics", "show"], root, venv_env).stdout
-    assert "metrics/manual.json" in metrics
-    assert "test_accuracy" in metrics
-    run_cmd(["dvc", "plots", "show", "-o", "plots_html"], root, venv_env)
+    assert "lr-005" in run_cmd(["dvc", "exp", "show", "--csv"], root, venv_env).stdout  # DVC's own table too
+    table = run_cmd(["./pipeline", "dvc", "exp", "show", "--no-pager"], root, env).stdout.splitlines()
+    assert max(map(len, table)) <= 120, "\n".join(table)
+    assert "…" not in "\n".join(table)
+    assert table[1].split() == [
+        "Experiment", "agree", "final_mse", "test_acc", "tol_used", "train_acc", "train.lr", "train.batch_size"
+    ]  # fmt: skip
+    (row,) = [line.split() for line in table if "[lr-005]" in line]
+    assert row[3] == "True"  # the experiment's verdict beside its params
+    assert row[-2:] == ["0.05", "10"]
+    metrics = run_cmd(["./pipeline", "dvc", "metrics", "show"], root, env).stdout
+    assert {"reports/verdict.json", "metrics/manual.json"} <= {line.split()[0] for line in metrics.splitlines()}
+    assert "pairs." not in metrics  # the full report is not a metrics file
+    run_cmd(["./pipeline", "dvc", "plots", "show", "-o", "plots_html"], root, env)
     html = (root / "plots_html" / "index.html").read_text()
-    assert all(f"{PATHS.curves}/{b}.csv" in html for b in BACKENDS)
+    assert all(f'"backend": "{b}"' in html for b in BACKENDS), "a line per backend on the loss chart"
+    assert "cdn.jsdelivr" not in html
 
 
 def test_a_backend_that_differs_fails_compare_and_is_still_logged(repo):

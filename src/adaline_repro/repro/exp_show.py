@@ -6,21 +6,27 @@ machine format), this view keeps the experiment, the compare verdict (reports/ve
 largest difference in units of the tolerance, the accuracies and final train MSE the backends share),
 train.lr and train.batch_size, and every other param an experiment changed (`--only-changed`); deps'
 hashes and the per-backend metrics files (`dvc metrics show` lists those, a row each) are left out.
-`--all-columns` (ours, not passed on) gives DVC's whole table.
+`--all-columns` (ours, not passed on) gives DVC's whole table. Piped, the table is laid out for WIDTH
+columns (Rich would take 80 and fold most columns into `…`) unless COLUMNS says otherwise.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from pathlib import Path
 
 ALL_COLUMNS = "--all-columns"
+WIDTH = 120
 _USER_PICKS = {"--keep", "--drop", "--json", "--csv", "--md", "--only-changed"}
 KEEP = ("Experiment", "agree", "tol_used", "train_acc", "test_acc", "final_mse", r"train\.lr", r"train\.batch_size")
 
 
 def arguments(dvc_args: list[str], root: Path) -> list[str]:
     """dvc_args (an `exp show` command line) with the default view's options added, unless the user chose."""
+    if not sys.stdout.isatty():
+        os.environ.setdefault("COLUMNS", str(WIDTH))
     if ALL_COLUMNS in dvc_args:
         return [a for a in dvc_args if a != ALL_COLUMNS]
     if any(a.split("=")[0] in _USER_PICKS for a in dvc_args):

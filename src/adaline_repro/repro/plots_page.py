@@ -13,17 +13,13 @@ page is written from there whenever it is missing or was made from other version
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
 import sys
-import tarfile
-import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from adaline_repro.errors import InputError
-from adaline_repro.files import atomic_write_bytes, atomic_write_text
+from adaline_repro.files import WriteError, atomic_write_bytes, atomic_write_text
 
 REGISTRY = "https://registry.npmjs.org"
 PAGE = Path(".dvc/plots/offline.html")  # relative to the repository root; .dvc/config names it
@@ -91,12 +87,17 @@ def stamp() -> str:
 
 
 def _matches(data: bytes, integrity: str) -> bool:
+    import base64
+    import hashlib
+
     algorithm, _, digest = integrity.partition("-")
     return base64.b64encode(hashlib.new(algorithm, data).digest()).decode() == digest
 
 
 def tarball(package: Package, cache: Path, timeout_s: float = 60.0) -> bytes:
     """The package's tarball, from the cache or else the registry; its integrity always checked."""
+    import urllib.request  # here: ./pipeline repro checks for the page on its quick path
+
     path = cache / package.tarball
     if path.exists() and _matches(data := path.read_bytes(), package.integrity):
         return data
@@ -114,6 +115,9 @@ def tarball(package: Package, cache: Path, timeout_s: float = 60.0) -> bytes:
 
 
 def script(package: Package, data: bytes) -> str:
+    import io
+    import tarfile
+
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
         member = archive.extractfile(package.script)
         if member is None:
@@ -130,6 +134,15 @@ def page(cache: Path) -> str:
         for p in PACKAGES
     )
     return _HEAD.format(stamp=stamp(), scripts=scripts)
+
+
+def ensure_quietly(root: Path, say: Callable[[str], None]) -> None:
+    """ensure(), for commands other than plots show: a page that cannot be made is said, not fatal (a bare
+    `dvc plots show` would otherwise take the missing path for the page's text)."""
+    try:
+        ensure(root)
+    except (PlotsPageError, WriteError) as exc:
+        say(f"note: the offline plots page is missing: {exc}")
 
 
 def ensure(root: Path, cache: Path | None = None) -> Path:

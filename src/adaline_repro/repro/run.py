@@ -53,6 +53,9 @@ def _repro(dvc_args: list[str], root: Path, say: Callable[[str], None], run: run
     from adaline_repro.workspace import repository_root
 
     prepare_store(repository_root(root))  # first: a switch of store deletes the marker, which the shortcut then notices
+    from adaline_repro.repro import plots_page
+
+    plots_page.ensure_quietly(root, _warn)  # the page .dvc/config names, for a bare `dvc plots show` too
     if not dvc_args and uptodate.unchanged(root, venv_stamp):
         say("Data and pipelines are up to date (no file DVC reads changed since the last ./pipeline repro).")
         return EXIT_OK
