@@ -221,6 +221,13 @@ def test_experiment_with_a_changed_learning_rate(repo):
     html = (root / "plots_html" / "index.html").read_text()
     assert all(f'"backend": "{b}"' in html for b in BACKENDS), "a line per backend on the loss chart"
     assert "cdn.jsdelivr" not in html
+    # Back to main: track re-runs (its marker is the experiment's), and the store already has main's execution.
+    logged = len(stored_runs(env["MLFLOW_TRACKING_URI"]))
+    run_cmd(["git", "checkout", "--", "."], root, env)
+    done = run_cmd(["./pipeline", "repro"], root, env)
+    assert _ran(done) == ["track"]
+    assert "already holds this execution" in done.stdout
+    assert len(stored_runs(env["MLFLOW_TRACKING_URI"])) == logged
 
 
 def test_a_backend_that_differs_fails_compare_and_is_still_logged(repo):
