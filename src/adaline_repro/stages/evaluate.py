@@ -49,9 +49,14 @@ def run(dirs: ResultDirs, backends: tuple[str, ...], train_csv: Path, test_csv: 
 def stage(params_yaml: Path, dirs: ResultDirs, train: Path, test: Path, say: Callable[[str], None]) -> int:
     """The evaluate stage: predictions and accuracies of every backend in train.backends."""
     params = load_params(params_yaml)
-    for backend, metrics in run(dirs, params.train.backends, train, test, params.evaluate).items():
-        say(
-            f"evaluate@{backend}: train accuracy {metrics['train_accuracy']:.4f}, "
-            f"test accuracy {metrics['test_accuracy']:.4f}"
-        )
+    say(line(run(dirs, params.train.backends, train, test, params.evaluate)))
     return EXIT_OK
+
+
+def line(results: dict[str, dict]) -> str:
+    """The stage's one line: the accuracies, once when every backend has the same, else each backend's."""
+    texts = {b: f"train accuracy {m['train_accuracy']:.4f}, test accuracy {m['test_accuracy']:.4f}"
+             for b, m in results.items()}  # fmt: skip
+    if len(set(texts.values())) == 1:
+        return f"evaluate: {next(iter(texts.values()))} ({', '.join(texts)})"
+    return "evaluate: " + "; ".join(f"{b}: {t}" for b, t in texts.items())

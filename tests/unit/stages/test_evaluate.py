@@ -35,3 +35,14 @@ def test_lecture_accuracies(tmp_path, data_dir, train_table, params):
 
 def test_accuracy_counts_matches():
     assert evaluate.accuracy(np.array([1, 0, 1, 1]), np.array([1, 1, 1, 0])) == 0.5
+
+
+def test_the_stage_says_one_line_naming_a_backend_only_when_its_accuracies_differ():
+    same = {"train_accuracy": 65 / 70, "test_accuracy": 28 / 30}
+    assert evaluate.line({"manual": same, "module": same}) == (
+        "evaluate: train accuracy 0.9286, test accuracy 0.9333 (manual, module)"
+    )
+    assert evaluate.line({"manual": same, "module": {**same, "test_accuracy": 27 / 30}}) == (
+        "evaluate: manual: train accuracy 0.9286, test accuracy 0.9333; "
+        "module: train accuracy 0.9286, test accuracy 0.9000"
+    )
