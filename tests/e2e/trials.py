@@ -79,9 +79,9 @@ def second_refused_first_completes(root: Path, env: dict, references: dict, whic
     assert code == 0, "\n".join(first.lines)
     assert results(root) == references[which], f"{second}: not the bytes of an undisturbed run"
     assert dvc_status_clean(root, env)
-    newest = newest_execution(env["MLFLOW_TRACKING_URI"])
-    assert newest.info.status == "FINISHED"
-    assert newest.data.params["train.lr"] == LR[which]
+    # Logged: the store holds this execution FINISHED (an earlier trial with the same learning rate may
+    # have logged it: an execution is logged once per store, docs/tracking.md).
+    assert "FINISHED" in {r.info.status for r in executions(env["MLFLOW_TRACKING_URI"], LR[which])}
     settled(root)
     return refused.returncode, answered_s
 
@@ -108,9 +108,13 @@ def dvc_status_clean(root: Path, env: dict) -> bool:
     return done.stdout.strip() == "Data and pipelines are up to date."
 
 
-def newest_execution(uri: str):
-    parents = [r for r in stored_runs(uri) if r.data.tags.get("adaline.role") == "execution"]
-    return max(parents, key=lambda r: r.info.start_time)
+def executions(uri: str, lr: str) -> list:
+    """The parent runs of the executions with this learning rate."""
+    return [
+        r
+        for r in stored_runs(uri)
+        if r.data.tags.get("adaline.role") == "execution" and r.data.params.get("train.lr") == lr
+    ]
 
 
 def settled(root: Path) -> None:
