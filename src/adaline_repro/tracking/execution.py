@@ -106,8 +106,8 @@ def note(report: dict) -> str:
 
 def marker_text(params: Params, dirs: ResultDirs, report: dict, raw_sha256: str) -> str:
     """What the marker output holds: what was logged, deterministically (no run ids, so dvc.lock stays
-    reproducible), and specific enough that a different execution never matches it: the code (every module
-    of the package), the params, every result file, the compare report and the raw data."""
+    reproducible), and specific enough that a different execution never matches it: the code (the track
+    stage's modules), the params, every result file, the compare report and the raw data."""
     files = {backend: [sha256_file(path) for path in dirs.files(backend)] for backend in params.train.backends}
     content = json_text({"params": flat_params(params), "results": files, "compare": report})
     return json_text(

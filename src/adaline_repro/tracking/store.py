@@ -273,36 +273,36 @@ class LatestExecution:
     child_run_ids: list[str]  # in backend order of the run names
 
 
-def holds_execution(uri: str, experiment: str, execution_id: str) -> str | None:
-    """The parent run id of a FINISHED execution with this id in the experiment, or None."""
-    c = client(uri)
-    found = c.get_experiment_by_name(experiment)
-    if found is None:
-        return None
-    runs = c.search_runs(
-        [found.experiment_id],
-        f"tags.`{EXECUTION_TAG}` = '{execution_id}' and tags.`{ROLE_TAG}` = 'execution' "
-        "and attributes.status = 'FINISHED'",
-        max_results=1,
-    )
-    return runs[0].info.run_id if runs else None
-
-
-def latest_execution(uri: str, experiment: str) -> LatestExecution | None:
-    """The newest pipeline execution (parent run and its backend runs), or None if there is none yet."""
-    c = client(uri)
+def _newest_parent(c: mlflow.MlflowClient, experiment: str, condition: str = "") -> tuple[str, str] | None:
+    """(experiment id, run id) of the newest execution's parent run in `experiment` that also meets
+    `condition` (an MLflow filter), or None."""
     found = c.get_experiment_by_name(experiment)
     if found is None:
         return None
     parents = c.search_runs(
         [found.experiment_id],
-        f"tags.`{ROLE_TAG}` = 'execution'",
+        " and ".join([f"tags.`{ROLE_TAG}` = 'execution'", *([condition] if condition else [])]),
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
-    if not parents:
+    return (found.experiment_id, parents[0].info.run_id) if parents else None
+
+
+def holds_execution(uri: str, experiment: str, execution_id: str) -> str | None:
+    """The parent run id of a FINISHED execution with this id in the experiment, or None."""
+    found = _newest_parent(
+        client(uri), experiment, f"tags.`{EXECUTION_TAG}` = '{execution_id}' and attributes.status = 'FINISHED'"
+    )
+    return None if found is None else found[1]
+
+
+def latest_execution(uri: str, experiment: str) -> LatestExecution | None:
+    """The newest pipeline execution (parent run and its backend runs), or None if there is none yet."""
+    c = client(uri)
+    found = _newest_parent(c, experiment)
+    if found is None:
         return None
-    parent = parents[0].info.run_id
-    children = c.search_runs([found.experiment_id], f"tags.mlflow.parentRunId = '{parent}'")
+    experiment_id, parent = found
+    children = c.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent}'")
     ordered = sorted(children, key=lambda r: r.info.run_name)
-    return LatestExecution(found.experiment_id, parent, [r.info.run_id for r in ordered])
+    return LatestExecution(experiment_id, parent, [r.info.run_id for r in ordered])
