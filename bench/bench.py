@@ -31,7 +31,7 @@ sys.path[:0] = [str(REPO / "src"), str(REPO)]
 from bench import sweep  # noqa: E402
 from bench.harness import Workspace, baseline_workspace, interleave, ratio, summary  # noqa: E402
 
-from adaline_repro import cpu_pins  # noqa: E402
+from adaline_repro.core import cpu_pins  # noqa: E402
 from adaline_repro.ops.postgres import free_port  # noqa: E402
 
 SCRIPT = REPO / "bench" / "single_script.py"
@@ -178,7 +178,7 @@ def bench_epochs(ws: Workspace, reps: int) -> dict:
 def bench_record(ws: Workspace, reps: int, baseline: Workspace | None = None) -> dict:
     """What the per-update step record costs: cold `dvc repro --force` and the train stages' own processes
     at 20 and 2,000 epochs, interleaved with the same in the --baseline REV workspace, and the records' size."""
-    from adaline_repro.paths import pipeline_paths
+    from adaline_repro.core.checkout import pipeline_paths
 
     spaces = {"pipeline": ws, **({"baseline": baseline} if baseline else {})}
     out = {}

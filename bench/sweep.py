@@ -13,8 +13,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from adaline_repro import dvc_internals
-
 _POLL_S = 2.0  # each look reads the queue's broker files and every task's result
 _DVC = [sys.executable, "-m", "dvc"]  # this interpreter's DVC, whatever PATH holds
 
@@ -61,7 +59,7 @@ def run(root: Path, env: Mapping[str, str], names: Sequence[str], jobs: int, tim
     ended = "timed out"
     try:
         while time.perf_counter() - start < timeout_s:
-            states = {dvc_internals.queue_status(root).get(n) for n in names}
+            states = {queue_status(root).get(n) for n in names}
             if "Failed" in states:
                 ended = "one failed"
                 break
@@ -70,7 +68,7 @@ def run(root: Path, env: Mapping[str, str], names: Sequence[str], jobs: int, tim
                 break
             time.sleep(_POLL_S)
         took = time.perf_counter() - start
-        status = dvc_internals.queue_status(root)
+        status = queue_status(root)
     finally:
         _stop_workers(root, env)
         try:
@@ -85,8 +83,27 @@ def _stop_workers(root: Path, env: Mapping[str, str], timeout_s: float = 120) ->
     winding down would make the next `dvc queue start` start none, then leave its queue unserved."""
     _dvc(root, env, "queue", "stop")
     deadline = time.perf_counter() + timeout_s
-    while time.perf_counter() < deadline and dvc_internals.queue_workers(root):
+    while time.perf_counter() < deadline and queue_workers(root):
         time.sleep(1)
+
+
+def queue_status(root: Path) -> dict[str, str]:
+    """Experiment name -> its state in DVC's queue: Queued, Running, Success or Failed, from the queue's own
+    API (what `dvc queue status` prints as a table). Success means the task finished and its experiment was
+    collected (it has its ref); Failed, that the task finished without a result."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return {entry["name"]: entry["status"] for entry in repo.experiments.celery_queue.status() if entry["name"]}
+
+
+def queue_workers(root: Path) -> int:
+    """How many of the queue's workers answer (Celery's inspect, as `dvc queue status`'s last line counts
+    them): to wait for `dvc queue stop` to take effect, never to judge whether experiments finished."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return len(repo.experiments.celery_queue.worker_status())
 
 
 def logs(root: Path, env: Mapping[str, str], name: str) -> str:

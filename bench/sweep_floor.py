@@ -13,23 +13,23 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from adaline_repro.agreement import BackendOutputs, compare
-from adaline_repro.dataset import Table
-from adaline_repro.files import read_csv, safe_yaml
-from adaline_repro.params import Params
-from adaline_repro.results import Model, Steps, parameter_names
+from adaline_repro.comparison import BackendOutputs, compare
+from adaline_repro.core.params import Params
+from adaline_repro.core.results import Model, Steps, Table, parameter_names
+from adaline_repro.dvc_support.overrides import Overrides
 from adaline_repro.stages import evaluate, fetch, prepare, train
 from adaline_repro.sweep.grid import default_overrides, trial_params, trials
 
 
 def _table(split: prepare.Split, features: tuple[str, ...]) -> Table:
-    return Table(features, split.x, split.y, split.rows)
+    return Table(features, split.x.numpy(), split.y.numpy(), split.rows.numpy())
 
 
-def one(params: Params, header: list[str], rows: list[list[str]]) -> bool | None:
+def one(params: Params, raw: pd.DataFrame) -> bool | None:
     """True when the backends agree, False when they differ, None when training fails."""
-    prepared = prepare.split_and_standardize(prepare.select(header, rows, params.prepare), params.prepare)
+    prepared = prepare.split_and_standardize(prepare.select(raw, params.prepare), params.prepare)
     features = params.prepare.features
     train_table, test_table = _table(prepared.train, features), _table(prepared.test, features)
     orders = train.shuffle_orders(len(train_table.y), params.train.epochs, params.train.seed)
@@ -71,15 +71,15 @@ def one(params: Params, header: list[str], rows: list[list[str]]) -> bool | None
 
 def floor(root: Path) -> dict:
     """Time the default sweep's trials in this process (after one warm-up trial, as a worker would be)."""
-    raw = safe_yaml((root / "params.yaml").read_text(encoding="utf-8"))
-    chosen = trials(raw, default_overrides(root))
-    all_params = [trial_params(raw, t.overrides) for t in chosen]
+    applied = Overrides((root / "params.yaml").read_text(encoding="utf-8"))
+    chosen = trials(applied, default_overrides(root))
+    all_params = [trial_params(applied, t.overrides) for t in chosen]
     with tempfile.TemporaryDirectory() as tmp:  # the raw table, read once as the prepare stage reads it
         (Path(tmp) / "raw.csv").write_text(fetch.fetch(all_params[0].fetch), encoding="utf-8")
-        header, rows = read_csv(Path(tmp) / "raw.csv")
-    one(all_params[0], header, rows)
+        raw = prepare.read_raw(Path(tmp) / "raw.csv")
+    one(all_params[0], raw)
     started = time.perf_counter()
-    verdicts = [one(p, header, rows) for p in all_params]
+    verdicts = [one(p, raw) for p in all_params]
     wall = time.perf_counter() - started
     return {
         "trials": len(chosen),

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from adaline_repro.dataset import Table, read_table
-from adaline_repro.ops.worktree import copy_worktree
-from adaline_repro.params import Params, load_params
-from adaline_repro.paths import pipeline_paths
+from adaline_repro.core.checkout import pipeline_paths
+from adaline_repro.core.params import Params, load_params
+from adaline_repro.core.results import Table, read_table
+from adaline_repro.ops.check import copy_worktree
 from adaline_repro.stages import fetch, prepare
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,7 +61,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory, params: Params) -> Path:
     """raw.csv, train.csv, test.csv and scaler.json made by the real fetch and prepare code."""
     out = tmp_path_factory.mktemp("data")
     (out / "raw.csv").write_text(fetch.fetch(params.fetch), encoding="utf-8")
-    prepare.run(out / "raw.csv", out / "train.csv", out / "test.csv", out / "scaler.json", params.prepare)
+    prepare.write_outputs(out / "raw.csv", out / "train.csv", out / "test.csv", out / "scaler.json", params.prepare)
     return out
 
 

@@ -1,73 +1,27 @@
-"""Command line: `./pipeline <command>`. Parses arguments and dispatches; each command lives in its module
-and is imported only when it runs, so a stage process imports only what that stage needs."""
+"""`./pipeline <command>`: parses the arguments and dispatches to the module that does the work, imported only
+when its command runs. No logic of its own. The stages are programs of their own (`./pipeline stage <name>`
+runs `python -m adaline_repro.stages.<name>`), so a stage's process does not even import this module."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import signal
 import sys
-import traceback
 from functools import partial
 from pathlib import Path
 
-from adaline_repro.errors import EXIT_BUG, ReproError
+from adaline_repro.core.errors import EXIT_INTERRUPTED, InputError, exit_code_of, report_process
 
 say = partial(print, flush=True)  # flushed: whoever reads the pipe (a test, a terminal) sees each line at once
 
+DESCRIPTION = """\
+ADALINE trained three ways (manual, autograd, module), reproduced with DVC, tracked with MLflow, and
+checked: compare fails when the backends differ, and says from which update step and why.
 
-def _verbose() -> bool:
-    from adaline_repro.workspace import VERBOSE
+Start with `./pipeline repro` (it sets up .venv the first time), then `./pipeline ui`."""
+EPILOG = "README.md is the entry; docs/ has the details. Exit codes: docs/reliability.md#exit-codes."
 
-    return os.environ.get(VERBOSE) == "1"
-
-
-# --- dispatch: one line per command --------------------------------------------------------------
-
-
-def _fetch(a: argparse.Namespace) -> int:
-    from adaline_repro.stages import fetch
-
-    return fetch.stage(a.params, a.out, say)
-
-
-def _prepare(a: argparse.Namespace) -> int:
-    from adaline_repro.stages import prepare
-
-    return prepare.stage(a.params, a.raw, a.train, a.test, a.scaler, say)
-
-
-def _train(a: argparse.Namespace) -> int:
-    from adaline_repro.stages import train
-
-    return train.stage(a.params, a.backend, a.train, a.model, a.curve, a.steps, say)
-
-
-def _evaluate(a: argparse.Namespace) -> int:
-    from adaline_repro.stages import evaluate
-
-    return evaluate.stage(a.params, _dirs(a), a.train, a.test, say)
-
-
-def _plot(a: argparse.Namespace) -> int:
-    from adaline_repro import figures
-
-    return figures.command(a.params, a.curves, a.out, say)
-
-
-def _compare(a: argparse.Namespace) -> int:
-    from adaline_repro.results import CompareFiles
-    from adaline_repro.stages import compare
-
-    files = CompareFiles(a.report_json, a.report_md, a.verdict, a.loss_plot, a.diff_plot)
-    return compare.stage(a.params, _dirs(a), files, _inputs(a), a.marker, say, verbose=_verbose())
-
-
-def _track(a: argparse.Namespace) -> int:
-    from adaline_repro.stages import track
-
-    return track.stage(a.params, _dirs(a), a.report, _inputs(a), a.marker, say)
+# --- dispatch: one function per command --------------------------------------------------------------
 
 
 def _check(a: argparse.Namespace) -> int:
@@ -79,12 +33,11 @@ def _check(a: argparse.Namespace) -> int:
 
 
 def _sweep(a: argparse.Namespace) -> int:
-    from adaline_repro.errors import EXIT_INTERRUPTED
-    from adaline_repro.sweep import run
+    from adaline_repro.sweep import driver
 
-    options = run.Options(a.set_param, a.address, a.workers, a.verify, a.verify_seed, not a.no_log)
+    options = driver.Options(a.set_param, a.address, a.workers, a.verify, a.verify_seed, not a.no_log)
     try:
-        return run.command(Path.cwd(), options, say)
+        return driver.command(Path.cwd(), options, say)
     except KeyboardInterrupt:  # the sweep said where its journal is
         return EXIT_INTERRUPTED
 
@@ -104,15 +57,26 @@ def _server(a: argparse.Namespace) -> int:
 
 
 def _repro(extra: list[str]) -> int:
-    from adaline_repro.repro.run import repro
+    from adaline_repro.repro.command import repro
 
     return repro(extra, Path.cwd(), say)
 
 
 def _dvc(extra: list[str]) -> int:
-    from adaline_repro.repro.run import dvc
+    from adaline_repro.repro.command import dvc
 
     return dvc(extra, Path.cwd())
+
+
+def _stage(extra: list[str]) -> int:
+    """A stage in this process (`./pipeline stage` itself starts `python -m adaline_repro.stages.<name>`)."""
+    import importlib
+
+    from adaline_repro import stages
+
+    if not extra or extra[0] not in STAGES:
+        raise InputError(f"stage: name one of {', '.join(STAGES)}")
+    return stages.run_stage(importlib.import_module(f"adaline_repro.stages.{extra[0]}").main, extra[1:])
 
 
 def _test(extra: list[str]) -> int:
@@ -139,59 +103,70 @@ def _lock(a: argparse.Namespace) -> int:
     return devtools.lock()
 
 
-# Everything after these belongs to dvc, pytest or the bench, options included (argparse would eat them).
-_PASS_THROUGH = {"repro": _repro, "dvc": _dvc, "test": _test, "bench": _bench}
+# Everything after these belongs to DVC, pytest or the bench, options included (argparse would eat them).
+_PASS_THROUGH = {"repro": _repro, "dvc": _dvc, "stage": _stage, "test": _test, "bench": _bench}
+_RUNS_DVC = {"repro", "dvc"}  # DVC prints through its own logging handlers: ours stay off
+STAGES = ("fetch", "prepare", "train", "evaluate", "compare", "track")
 
 
-def _dirs(a: argparse.Namespace):  # noqa: ANN202  (ResultDirs, imported with the stage that needs it)
-    from adaline_repro.results import ResultDirs
-
-    return ResultDirs(a.models, a.curves, a.predictions, a.metrics, getattr(a, "steps", None))
-
-
-def _inputs(a: argparse.Namespace):  # noqa: ANN202  (ExecutionInputs, imported with the stage that needs it)
-    from adaline_repro.results import ExecutionInputs
-
-    return ExecutionInputs(raw=a.raw, train=a.train, test=a.test, figure=a.figure)
-
-
-# --- parser ---------------------------------------------------------------------------------------
+# --- the parser ---------------------------------------------------------------------------------------
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="./pipeline", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="./pipeline", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawTextHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
+    for name, help_ in (
+        ("repro", "set up .venv if needed, then run the pipeline (dvc repro: extra arguments go to DVC); a failed "
+                  "run is put back;\n--wait: queue behind a run holding this checkout instead of refusing"),
+        ("test", "the test suite, less the soak tier; --fast: the unit tier only; --soak: the soak tier only\n"
+                 "(extra arguments go to pytest)"),
+    ):  # fmt: skip
+        sub.add_parser(name, help=help_).add_argument("extra", nargs=argparse.REMAINDER)
+    ui = _command(sub, "ui", _ui, "the MLflow UI on the pipeline's store, with links to the latest execution")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    _check_parser(sub)
+    _sweep_parser(sub)
+    _server_parser(sub)
+    sub.add_parser(
+        "dvc", help="any dvc command with .venv on PATH (exp run -S train.lr=0.05, exp show, queue start, push);\n"
+        "those that write the checkout hold it like repro"
+    ).add_argument("extra", nargs=argparse.REMAINDER)  # fmt: skip
+    sub.add_parser("bench", help="benchmarks against a single script (extra arguments go to bench/bench.py)"
+                   ).add_argument("extra", nargs=argparse.REMAINDER)  # fmt: skip
+    sub.add_parser("lint", help="ruff check and ruff format --check (src, tests, bench)").set_defaults(func=_lint)
+    sub.add_parser("lock", help="regenerate requirements.lock and requirements-dev.lock from their .in files"
+                   ).set_defaults(func=_lock)  # fmt: skip
+    sub.add_parser(
+        "stage", help="one of dvc.yaml's stages, as DVC runs it: fetch, prepare, train, evaluate, compare, track\n"
+        "(./pipeline stage <name> --help lists its arguments)"
+    ).add_argument("extra", nargs=argparse.REMAINDER)  # fmt: skip
+    return parser
 
-    def command(name: str, func: object, help_: str, *paths: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_)
-        p.add_argument("--params", type=Path, default=Path("params.yaml"))
-        for path in paths:  # stage paths: dvc.yaml passes every one
-            p.add_argument(f"--{path}", type=Path, required=True)
-        p.set_defaults(func=func)
-        return p
 
-    results = ("models", "curves", "predictions", "metrics")
-    logged = ("raw", "train", "test", "figure", "marker")
-    command("fetch", _fetch, "stage: write the raw Iris table", "out")
-    command("prepare", _prepare, "stage: select, split and standardize", "raw", "train", "test", "scaler")
-    p = command("train", _train, "stage: train one backend (dvc.yaml has one stage per backend)", "train", "model",
-                "curve", "steps")  # fmt: skip
-    p.add_argument("--backend", required=True, help="a name from train.backends")
-    command("evaluate", _evaluate, "stage: predictions and accuracies of every backend", *results, "train", "test")
-    command("plot", _plot, "the loss-curve figure (the track stage draws it)", "curves", "out")
-    command("compare", _compare, "stage: fail when the backends differ (logging the execution first)",
-            *results, "steps", "report-json", "report-md", "verdict", "loss-plot", "diff-plot", *logged)  # fmt: skip
-    command("track", _track, "stage: draw the loss-curve figure and log the execution to MLflow",
-            *results, "steps", "report", *logged)  # fmt: skip
+def _command(sub: argparse._SubParsersAction, name: str, func: object, help_: str, *paths: str
+             ) -> argparse.ArgumentParser:  # fmt: skip
+    p = sub.add_parser(name, help=help_)
+    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    for path in paths:  # stage paths: dvc.yaml passes every one
+        p.add_argument(f"--{path}", type=Path, required=True)
+    p.set_defaults(func=func)
+    return p
 
-    p = command("check", _check, "re-run everything in a scratch copy; fail on backend differences or drift")
+
+def _check_parser(sub: argparse._SubParsersAction) -> None:
+    p = _command(sub, "check", _check, "re-run everything in a scratch copy; fail on backend differences or drift")
     p.add_argument("--devices", help="cpu, cuda or cpu,cuda (default: train.device from params.yaml)")
     p.add_argument("--update", action="store_true", help="rewrite the committed results from a fresh run")
     p.add_argument("--wait", action="store_true", help="with --update: wait for a run holding the checkout")
     p.add_argument("--keep", action="store_true", help="keep the scratch copy for inspection")
     p.add_argument("--log-to-store", action="store_true", help="log the check's runs to the usual MLflow store")
 
-    p = command("sweep", _sweep, "many configurations as Ray tasks, each the pipeline's own stages (docs/sweep.md)")
+
+def _sweep_parser(sub: argparse._SubParsersAction) -> None:
+    p = _command(sub, "sweep", _sweep, "many configurations as Ray tasks, each the pipeline's own stages")
     p.add_argument(
         "-S",
         "--set-param",
@@ -216,11 +191,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--verify-seed", type=int, default=0, help="which K trials --verify picks")
     p.add_argument("--no-log", action="store_true", help="do not log the sweep to MLflow")  # fmt: skip
 
-    p = command("ui", _ui, "the MLflow UI on the pipeline's store, with links to the latest execution")
-    p.add_argument("--port", type=int, default=5000)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
 
-    p = command("server", _server, "a shared MLflow tracking server on PostgreSQL (prints the URI to export)")
+def _server_parser(sub: argparse._SubParsersAction) -> None:
+    p = _command(sub, "server", _server, "a shared MLflow tracking server on PostgreSQL (prints the URI to export)")
     p.add_argument(
         "--folder",
         type=Path,
@@ -242,55 +215,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--workers", type=int, default=2, help="server worker processes (default: 2)")  # fmt: skip
 
-    for name, help_ in (
-        (
-            "repro",
-            "set up if needed, then dvc repro (extra arguments go to dvc; --wait: wait for a run "
-            "holding the checkout instead of refusing)",
-        ),
-        (
-            "dvc",
-            "any dvc command with the venv on PATH (dvc push, dvc exp show, dvc queue start); those that "
-            "write the workspace hold it like repro (--wait as for repro)",
-        ),
-        (
-            "test",
-            "the test suite, less the soak tier; --fast: the unit tier only; --soak: the soak tier only "
-            "(extra arguments go to pytest)",
-        ),
-        ("bench", "benchmarks against a single script (extra arguments go to bench/bench.py)"),
-    ):
-        sub.add_parser(name, help=help_).add_argument("extra", nargs=argparse.REMAINDER)
-    sub.add_parser("lint", help="ruff check and ruff format --check (src, tests, bench)").set_defaults(func=_lint)
-    sub.add_parser(
-        "lock", help="regenerate requirements.lock and requirements-dev.lock (with hashes) from their .in files"
-    ).set_defaults(func=_lock)
-    return parser
 
-
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    """SIGTERM unwinds like Ctrl-C: open MLflow runs end KILLED and temporary files are removed."""
-    raise SystemExit(128 + signum)
+# --- main ---------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        level=os.environ.get("ADALINE_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s"
-    )
     argv = sys.argv[1:] if argv is None else argv
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    try:
-        if argv and argv[0] in _PASS_THROUGH and not {"-h", "--help"} & set(argv[1:2]):
-            return _PASS_THROUGH[argv[0]](argv[1:])
-        args = _parser().parse_args(argv)
-        return args.func(args)
-    except ReproError as exc:  # the project's own errors: one line, their own exit code
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except Exception:  # a bug: the whole traceback, and an exit code no expected failure uses
-        traceback.print_exc()
-        print(f"error: unexpected failure (a bug; exit {EXIT_BUG}), traceback above", file=sys.stderr)
-        return EXIT_BUG
+    if argv[:1] == ["stage"] and argv[1:2] and argv[1] in STAGES:  # it reports as its own process does
+        return _stage(argv[1:])
+    report_process(log=not argv or argv[0] not in _RUNS_DVC)
+    if argv and argv[0] in _PASS_THROUGH and not {"-h", "--help"} & set(argv[1:2]):
+        return exit_code_of(lambda: _PASS_THROUGH[argv[0]](argv[1:]))
+    args = _parser().parse_args(argv)
+    return exit_code_of(lambda: args.func(args))
 
 
 if __name__ == "__main__":

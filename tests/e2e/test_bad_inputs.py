@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from bench.sweep import queue_status
 
-from adaline_repro import dvc_internals
 from tests.conftest import free_port, make_clone, output_hashes, run_cmd, stored_runs
 
 IRIS = """5.1,3.5,1.4,0.2,Iris-setosa
@@ -52,7 +52,7 @@ def _replace_row(n: int, row: str) -> Callable[[str], str]:
 
 CASES = [
     # --- params.yaml: refused before DVC starts. One bad value and one unreadable file: every message of
-    # params.py is pinned by tests/unit/test_params.py; what only this tier shows is that nothing runs.
+    # params.py is pinned by tests/unit/core/test_params.py; what only this tier shows is that nothing runs.
     Case("lr negative", (("lr: 0.01", "lr: -0.01"),),
          message="error: params.yaml: train.lr: must be greater than 0 (got -0.01)"),
     Case("YAML syntax", (("backends: [manual, autograd, module]", "backends: [manual, autograd"),),
@@ -165,8 +165,8 @@ def test_a_failed_queued_experiment_says_why_in_queue_status_and_logs(clone):
     run_cmd(["./pipeline", "dvc", "exp", "run", "--queue", "-n", "diverges", "-S", DIVERGES[0]], root, env)
     run_cmd(["./pipeline", "dvc", "queue", "start", "-j", "1"], root, env)
     deadline = time.monotonic() + 240
-    while dvc_internals.queue_status(root).get("diverges") not in dvc_internals.QUEUE_FINAL:
-        assert time.monotonic() < deadline, dvc_internals.queue_status(root)
+    while queue_status(root).get("diverges") not in ("Success", "Failed"):
+        assert time.monotonic() < deadline, queue_status(root)
         time.sleep(1)
     status = run_cmd(["./pipeline", "dvc", "queue", "status"], root, env).stdout
     assert f"Failed diverges: {DIVERGES[1]}" in status.splitlines(), status

@@ -1,7 +1,7 @@
 """`./pipeline check` end to end, in fresh clones: a forced run from scratch gives the committed bytes again;
 staleness and impossible requests are told apart by exit code. How a fresh run is judged against changed
 committed results (drift, explained bytes, the located step) is pinned on real files in
-tests/unit/ops/test_check.py."""
+tests/unit/ops/test_check_findings.py."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import json
 import pytest
 
 from adaline_repro.backends import BACKENDS
-from adaline_repro.errors import EXIT_INPUT, EXIT_OK, EXIT_STALE
-from adaline_repro.ops import check
+from adaline_repro.core.errors import EXIT_INPUT, EXIT_OK, EXIT_STALE
+from adaline_repro.ops import check_findings
 from tests.conftest import make_clone, run_cmd
 
 
@@ -28,7 +28,7 @@ def test_unchanged_repository_passes_with_identical_bytes(tmp_path_factory):
     assert done.returncode == EXIT_OK, done.stdout + done.stderr
     assert report["status"] == "passed"
     assert report["devices"]["cpu"]["compare_passed"] is True
-    assert report["devices"]["cpu"]["outcome"] == check.IDENTICAL
+    assert report["devices"]["cpu"]["outcome"] == check_findings.IDENTICAL
     assert report["devices"]["cpu"]["byte_differences"] == []
     assert report["dvc_lock_identical"] == {"cpu": True}  # every stage forced, every hash the same
     text = (root / "reports" / "check.md").read_text()

@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from adaline_repro.core.errors import EXIT_WRITE
 from tests.conftest import OUTPUT_FOLDERS, Background, make_clone, output_hashes, run_cmd, stored_runs
 
 
@@ -36,11 +37,12 @@ def _stage_processes(root: Path) -> list[str]:
 
 @pytest.fixture
 def clone(tmp_path_factory):
-    """A clone that has run once, then asked for a long training (a new learning rate, 1,500 epochs)."""
+    """A clone that has run once, then asked for a training too long to finish before it is interrupted (a
+    new learning rate, 100,000 epochs: minutes, where the interruption comes seconds in)."""
     root, env = make_clone(tmp_path_factory)
     run_cmd(["./pipeline", "repro"], root, env)
     params = root / "params.yaml"
-    params.write_text(params.read_text().replace("epochs: 20", "epochs: 1500").replace("lr: 0.01", "lr: 0.011"))
+    params.write_text(params.read_text().replace("epochs: 20", "epochs: 100000").replace("lr: 0.01", "lr: 0.011"))
     return root, env
 
 
@@ -52,8 +54,8 @@ def test_an_interrupted_training_changes_nothing_and_the_next_repro_completes(cl
     before = output_hashes(root)
     runs_before = {r.info.run_id for r in stored_runs(env["MLFLOW_TRACKING_URI"])}
     repro = Background(["./pipeline", "repro"], root, env)
-    repro.wait_for("> ./pipeline train", 120)
-    time.sleep(5)  # torch imported, training under way (it takes ~15 s at 1,500 epochs)
+    repro.wait_for("> ./pipeline stage train", 120)
+    time.sleep(5)  # torch imported, training under way (it would take minutes)
     assert repro.proc.poll() is None, "training finished before the interruption"
     if how == "ctrl-c":
         os.killpg(repro.proc.pid, signal.SIGINT)
@@ -72,7 +74,9 @@ def test_an_interrupted_training_changes_nothing_and_the_next_repro_completes(cl
     assert {r.info.run_id for r in runs} == runs_before
     assert "RUNNING" not in {r.info.status for r in runs}
 
-    done = run_cmd(["./pipeline", "repro"], root, env)  # the same change, this time to the end
+    params = root / "params.yaml"  # the same learning rate, a training short enough to see to the end
+    params.write_text(params.read_text().replace("epochs: 100000", "epochs: 21"))
+    done = run_cmd(["./pipeline", "repro"], root, env)
     assert "Running stage 'train@manual'" in done.stdout
     assert len(stored_runs(env["MLFLOW_TRACKING_URI"])) == len(runs_before) + 4
 
@@ -105,20 +109,21 @@ def _tmpfs(folder: Path, options: str) -> Iterator[None]:
 @pytest.mark.parametrize(("fault", "reason"), [("full", "No space left on device"), ("ro", "Read-only file system")])
 def test_a_full_disk_or_read_only_folder_is_one_line_and_nothing_half_written(tmp_path_factory, fault, reason):
     """The evaluate stage writing its metrics onto a full or read-only file system: one line naming the
-    file and the reason, exit 2; the previous metrics intact and no temporary file left."""
+    file and the reason, exit 74 (a failed write, not bad input); the previous metrics intact and no
+    temporary file left."""
     root, env = make_clone(tmp_path_factory)
     run_cmd(["./pipeline", "repro"], root, env)
     metrics = root / "metrics"
     before = {p.name: p.read_bytes() for p in metrics.iterdir()}
     command = [
-        "./pipeline", "evaluate", "--models", "models", "--curves", "plots/loss", "--predictions", "predictions",
-        "--metrics", "metrics", "--train", "data/prepared/train.csv", "--test", "data/prepared/test.csv",
+        "./pipeline", "stage", "evaluate", "--models", "models", "--curves", "plots/loss", "--predictions",
+        "predictions", "--metrics", "metrics", "--train", "data/prepared/train.csv", "--test", "data/prepared/test.csv",
     ]  # fmt: skip
     with _tmpfs(metrics, fault):
         done = run_cmd(command, root, {**env, "DVC_ROOT": str(root)}, check=False)
         left = sorted(p.name for p in metrics.iterdir() if p.name != "filler")
         after = {name: (metrics / name).read_bytes() for name in before}
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == EXIT_WRITE, done.stderr
     assert done.stderr.strip() == f"error: metrics/manual.json: cannot write ({reason})"
     assert left == sorted(before)  # no temporary file
     assert after == before
@@ -178,7 +183,7 @@ def _half_written(root: Path, before: dict[str, str]) -> list[str]:
 @pytest.mark.parametrize("fills_at", ["Running stage 'prepare'", "Running stage 'train@autograd'"])
 def test_a_disk_that_fills_during_a_run_is_one_line_and_the_previous_state_comes_back(tmp_path_factory, fills_at):
     """`./pipeline repro --force` on a checkout whose file system fills up part-way (from the named stage on,
-    every block that comes free is taken): one line naming the file that could not be written, exit 2, and
+    every block that comes free is taken): one line naming the file that could not be written, exit 74, and
     either the previous outputs and dvc.lock restored or a line saying which could not be; never a
     half-written output. Once there is room again the next `./pipeline repro` puts back whatever was left
     and ends with the previous bytes and `dvc status` clean. With the disk full from the start, nothing is
@@ -197,7 +202,7 @@ def test_a_disk_that_fills_during_a_run_is_one_line_and_the_previous_state_comes
         print(f"disk full from {fills_at}: exit {code}; " + " | ".join(line for line in output if "repro:" in line
               or line.startswith("error:")))  # fmt: skip
         errors = [line for line in output if line.startswith("error:")]
-        assert code == 2, "\n".join(output)
+        assert code == EXIT_WRITE, "\n".join(output)
         assert len(errors) == 1, errors
         named = r"error: (\S+: cannot write|DVC could not save the outputs of stage '\S+') \(No space left on device\)"
         assert re.fullmatch(named, errors[0]), errors
@@ -225,7 +230,7 @@ def test_a_disk_that_fills_during_a_run_is_one_line_and_the_previous_state_comes
         time.sleep(0.5)
         full = run_cmd(["./pipeline", "repro", "--force"], root, env, check=False)
         filler.free()
-        assert full.returncode == 2, full.stderr
+        assert full.returncode == EXIT_WRITE, full.stderr
         refused = r"error: \S+: cannot (write|copy it aside to \.dvc/tmp before the run) \(No space left on device\)"
         assert re.fullmatch(refused + r"; nothing was run or changed\n", full.stderr), full.stderr
         assert output_hashes(root) == before

@@ -2,7 +2,7 @@
 machine can be forced into, both vendors' MKL paths included; without them, the bytes change.
 
 One machine plays both vendors: a shim preloaded into the training process answers MKL's vendor questions
-as an Intel or an AMD Zen CPU would (tests/mkl_vendor_shim.c), and MKL_ENABLE_INSTRUCTIONS narrows its
+as an Intel or an AMD Zen CPU would (tests/e2e/mkl_vendor_shim.c), and MKL_ENABLE_INSTRUCTIONS narrows its
 Intel path. Each configuration trains every backend with the train stage's own command line, in a process
 of its own (one per configuration: MKL reads its environment once per process).
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from adaline_repro import cpu_pins
+from adaline_repro.core import cpu_pins
 from adaline_repro.ops.fingerprint import cpu
 from tests.conftest import PATHS, REPO
 
@@ -102,7 +102,7 @@ def _train(
     root = out / name
     dirs = PATHS.results(root)
     stages = [
-        ["train", "--params", str(REPO / "params.yaml"), "--backend", backend, "--train", str(train_csv),
+        ["stage", "train", "--params", str(REPO / "params.yaml"), "--backend", backend, "--train", str(train_csv),
          "--model", str(dirs.model(backend)), "--curve", str(dirs.curve(backend)), "--steps", str(dirs.step(backend))]
         for backend in backends
     ]  # fmt: skip

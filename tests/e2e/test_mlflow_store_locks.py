@@ -13,11 +13,12 @@ import mlflow
 import pytest
 
 from adaline_repro.tracking import store as tracking
-from adaline_repro.tracking.store import TrackingError, log_execution
-from tests.unit.tracking import test_store as unit
+from adaline_repro.tracking.runs import log_execution
+from adaline_repro.tracking.store import TrackingError
+from tests.unit.tracking import conftest as unit
 
 uri, new_store = unit.uri, unit.new_store  # the same fixtures: a fresh embedded store
-_execution = unit._execution
+_execution = unit.execution
 
 
 @contextlib.contextmanager

@@ -14,8 +14,8 @@ import mlflow
 from tests.conftest import Background, make_clone, run_cmd, stored_runs
 from tests.e2e import trials
 
-# Each second command at a stage of its own: while the snapshot is fresh, while a backend trains, while
-# the store is being written to.
+# Each second command at a stage of its own, all during one first run: while the snapshot is fresh, while
+# a backend trains, while the store is being written to.
 CONCURRENT = (
     (trials.SECOND_COMMANDS[0], "Running stage 'prepare'"),
     (trials.SECOND_COMMANDS[1], "Running stage 'train@autograd'"),
@@ -24,18 +24,18 @@ CONCURRENT = (
 
 
 def test_a_second_run_refuses_at_once_and_the_first_completes_with_its_own_bytes(tmp_path_factory, reference_b):
-    """`./pipeline repro --force` with a new learning rate; when it reaches the stage named above, a second
-    `./pipeline repro --force`, `check --update` or `dvc exp run`. The second refuses at once with one line
-    naming the first and exit 7; the first completes with exactly the bytes of an undisturbed run, vouched
-    by dvc.lock and logged."""
+    """`./pipeline repro --force` with a new learning rate; when it reaches each stage named above, a second
+    `./pipeline repro --force`, `check --update` or `dvc exp run`. Each refuses at once with one line naming
+    the first and exit 7; the first completes with exactly the bytes of an undisturbed run, vouched by
+    dvc.lock and logged."""
     root, env, references = trials.ready_clone(tmp_path_factory, reference_b)
-    for trial, (second, stage_line) in enumerate(CONCURRENT):
-        which = "B" if trial % 2 == 0 else "A"
-        trials.set_lr(root, which)
-        first = Background(["./pipeline", "repro", "--force"], root, env)
+    trials.set_lr(root, "B")
+    first = Background(["./pipeline", "repro", "--force"], root, env)
+    for second, stage_line in CONCURRENT:
         first.wait_for(stage_line, 300)
-        code, answered_s = trials.second_refused_first_completes(root, env, references, which, first, second)
+        code, answered_s = trials.refused(root, env, first, second)
         print(f"concurrency: {' '.join(second)} at {stage_line!r} -> exit {code} in {answered_s:.2f} s")
+    trials.completes(root, env, references, "B", first)
 
 
 # (when, whole process group): killed before it writes its record (nothing to recover), while a backend

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from adaline_repro.repro.run_record import RECORD
+from adaline_repro.repro.checkout_run import RECORD
 from tests.conftest import Background, stored_runs
 from tests.e2e import trials
 

@@ -14,8 +14,8 @@ import mlflow
 import pytest
 
 from adaline_repro.backends import BACKENDS
-from adaline_repro.errors import EXIT_DIFFER
-from adaline_repro.workspace import marker_uri_file
+from adaline_repro.core.errors import EXIT_DIFFER
+from adaline_repro.tracking.execution import uri_file
 from tests.conftest import PATHS, VENV, edited, make_clone, run_cmd, stored_runs
 
 
@@ -36,7 +36,7 @@ def repo(first_repro, tmp_path):
     shutil.copytree(prepared, root, symlinks=True)
     shutil.copytree(Path(env["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///")).parent, store)
     uri = f"sqlite:///{store}/mlflow.db"
-    marker_uri_file(root / PATHS.marker).write_text(uri + "\n")  # the copied store holds what it vouches for
+    uri_file(root / PATHS.marker).write_text(uri + "\n")  # the copied store holds what it vouches for
     return root, {**env, "MLFLOW_TRACKING_URI": uri}
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from adaline_repro.files import safe_yaml
-from adaline_repro.paths import pipeline_paths
+from adaline_repro.core.checkout import pipeline_paths
+from adaline_repro.dvc_support.overrides import Overrides
 from adaline_repro.sweep import table, trial
 from adaline_repro.sweep.grid import trials
 from adaline_repro.sweep.journal import Journal
@@ -103,7 +103,7 @@ def test_a_two_node_sweep_listens_in_its_namespaces_survives_a_node_kill_and_res
         grid = ["-S", "train.seed=range(1,13)", "-S", "train.epochs=100"]
         sweeping = subprocess.Popen(head_ns.command(["./pipeline", "sweep", *grid, "--address", address]), cwd=root,
                                     env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-        first = wait_for(root, lambda rs: len({r["worker"]["node"] for r in rs}) == 2 and len(rs) >= 3)
+        first = wait_for(root, lambda rs: len({r.worker["node"] for r in rs}) == 2 and len(rs) >= 3)
         worker.kill()
         out, err = sweeping.communicate(timeout=300)
         assert sweeping.returncode == 0, out + err
@@ -111,11 +111,11 @@ def test_a_two_node_sweep_listens_in_its_namespaces_survives_a_node_kill_and_res
         folder = first.parent
         records = Journal(folder / "journal.jsonl").done()
         assert len(records) == 12
-        assert len({r["worker"]["node"] for r in records.values()}) == 2
-        raw = safe_yaml((root / "params.yaml").read_text())
-        chosen = trials(raw, [grid[1], grid[3]])
-        alone = {t.id: trial.run(t, raw, pipeline_paths(root)) for t in chosen}  # one process, no Ray
-        assert (folder / "trials.csv").read_text() == table.table_text(chosen, alone)
+        assert len({r.worker["node"] for r in records.values()}) == 2
+        applied = Overrides((root / "params.yaml").read_text())
+        chosen = trials(applied, [grid[1], grid[3]])
+        alone = {t.id: trial.execute(t, applied, pipeline_paths(root)) for t in chosen}  # one process, no Ray
+        assert (folder / "trials.csv").read_text() == table.table_text(table.frame(chosen, alone))
         runs = [r for r in stored_runs(env["MLFLOW_TRACKING_URI"]) if "adaline.sweep" in r.data.tags]
         children = [r.data.tags["adaline.trial"] for r in runs if r.data.tags.get("mlflow.parentRunId")]
         assert sorted(children) == sorted(records)

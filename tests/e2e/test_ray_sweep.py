@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from adaline_repro.errors import EXIT_BROKEN, EXIT_INTERRUPTED, EXIT_VERIFY
+from adaline_repro.core.errors import EXIT_BROKEN, EXIT_INTERRUPTED, EXIT_VERIFY
 from adaline_repro.sweep.journal import Journal
 from tests.conftest import REPO, VENV, free_port, make_clone, port_open, run_cmd, stored_runs
 
@@ -100,11 +100,11 @@ def test_a_resumed_sweep_logs_each_trial_once_and_verify_finds_dvc_s_bytes_but_t
 
 LISTENERS = """
 import json, psutil
-from adaline_repro.sweep import cluster, worker
+from adaline_repro.sweep import cluster
 cluster.start(None, 2)
 import ray
-probe = ray.remote(num_cpus=1)(worker.probe)
-ray.get([probe.remote(worker.kernels()) for _ in range(2)])
+where = ray.remote(num_cpus=1)(lambda: ray.get_runtime_context().get_node_id())  # a task on each worker
+ray.get([where.remote() for _ in range(2)])
 me = psutil.Process()
 pids = {me.pid} | {p.pid for p in me.children(recursive=True)}
 found = [(c.laddr.ip, c.laddr.port, psutil.Process(c.pid).name()) for c in psutil.net_connections("inet")

@@ -235,7 +235,7 @@ def test_an_unreachable_server_stops_the_pipeline_before_training(clone):
     try:
         done = run_cmd(["./pipeline", "repro"], root, {**env, "MLFLOW_TRACKING_URI": uri}, check=False)
         assert (done.returncode, done.stderr.strip(), done.stdout) == (3, message, "")
-        stage = ["./pipeline", "train", "--backend", "manual", "--train", "data/prepared/train.csv",
+        stage = ["./pipeline", "stage", "train", "--backend", "manual", "--train", "data/prepared/train.csv",
                  "--model", "models/manual.json", "--curve", "plots/loss/manual.csv",
                  "--steps", "steps/manual.csv"]  # fmt: skip
         done = run_cmd(stage, root, {**env, "MLFLOW_TRACKING_URI": uri, "DVC_ROOT": str(root)}, check=False)

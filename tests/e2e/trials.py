@@ -16,8 +16,8 @@ from pathlib import Path
 
 import psutil
 
-from adaline_repro.repro import rollback
-from adaline_repro.repro.run_record import RECORD
+from adaline_repro.repro import snapshot
+from adaline_repro.repro.checkout_run import RECORD
 from tests.conftest import make_clone, output_hashes, run_cmd, stored_runs
 
 LR = {"A": "0.01", "B": "0.011"}
@@ -62,28 +62,40 @@ def ready_clone(tmp_path_factory, reference_b: dict[str, str]) -> tuple[Path, di
 
 def second_refused_first_completes(root: Path, env: dict, references: dict, which: str, first, second: list[str]):
     """Run `second` while `first` (a Background `./pipeline repro --force` with learning rate `which`) holds
-    the checkout: it refuses at once with one line naming the first and exit 7, and the first completes with
-    the bytes of an undisturbed run, vouched by dvc.lock and logged FINISHED. Returns (exit code, seconds
-    the refusal took)."""
+    the checkout: it refuses at once (refused), and the first completes with the bytes of an undisturbed run
+    (completes). Returns (exit code, seconds the refusal took)."""
+    code, answered_s = refused(root, env, first, second)
+    completes(root, env, references, which, first)
+    return code, answered_s
+
+
+def refused(root: Path, env: dict, first, second: list[str]) -> tuple[int, float]:
+    """`second`, run while `first` holds the checkout, refuses at once with one line naming the first and
+    exit 7. Returns (exit code, seconds the refusal took)."""
     asked = time.monotonic()
-    refused = run_cmd(second, root, env, check=False)
+    done = run_cmd(second, root, env, check=False)
     answered_s = time.monotonic() - asked
-    code = first.proc.wait(timeout=600)
-    lines = (refused.stdout + refused.stderr).strip().splitlines()
-    assert refused.returncode == 7, lines
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert done.returncode == 7, lines
     assert len(lines) == 1, lines
     assert lines[0].startswith(
         f"error: this checkout is in use by ./pipeline repro --force (PID {first.proc.pid}, started "
     ), lines
     assert answered_s < 5
+    return done.returncode, answered_s
+
+
+def completes(root: Path, env: dict, references: dict, which: str, first) -> None:
+    """`first` completes with the bytes of an undisturbed run with learning rate `which`, vouched by dvc.lock
+    and logged FINISHED, and leaves nothing behind."""
+    code = first.proc.wait(timeout=600)
     assert code == 0, "\n".join(first.lines)
-    assert results(root) == references[which], f"{second}: not the bytes of an undisturbed run"
+    assert results(root) == references[which], "not the bytes of an undisturbed run"
     assert dvc_status_clean(root, env)
     # Logged: the store holds this execution FINISHED (an earlier trial with the same learning rate may
     # have logged it: an execution is logged once per store, docs/tracking.md).
     assert "FINISHED" in {r.info.status for r in executions(env["MLFLOW_TRACKING_URI"], LR[which])}
     settled(root)
-    return refused.returncode, answered_s
 
 
 def kill_9(root: Path, proc, whole_group: bool) -> dict | None:
@@ -120,7 +132,7 @@ def executions(uri: str, lr: str) -> list:
 def settled(root: Path) -> None:
     """Nothing of a finished trial may be left: no run record, no snapshot, no stage process."""
     assert not (root / RECORD).exists()
-    assert rollback.strays(root) == []
+    assert snapshot.strays(root) == []
     assert adaline_processes(root) == []
 
 

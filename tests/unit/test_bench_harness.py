@@ -24,23 +24,23 @@ def test_the_sweep_floor_computes_the_verdicts_the_sweep_s_trials_do(tmp_path):
     """The floor (bench/sweep_floor.py: in memory, no files) is the same arithmetic as a trial."""
     from bench.sweep_floor import one
 
-    from adaline_repro.files import read_csv, safe_yaml
-    from adaline_repro.paths import pipeline_paths
-    from adaline_repro.stages import fetch
+    from adaline_repro.core.checkout import pipeline_paths
+    from adaline_repro.dvc_support.overrides import Overrides
+    from adaline_repro.stages import fetch, prepare
     from adaline_repro.sweep import trial
     from adaline_repro.sweep.grid import trial_params, trials
     from tests.conftest import REPO
 
-    raw = safe_yaml((REPO / "params.yaml").read_text())
-    chosen = trials(raw, ["train.lr=0.01,0.6,1.0", "train.batch_size=7,35"])
+    applied = Overrides((REPO / "params.yaml").read_text())
+    chosen = trials(applied, ["train.lr=0.01,0.6,1.0", "train.batch_size=7,35"])
     # the fetch stage's text, as a trial writes it (a clean clone has no data/raw/ until a repro)
     raw_csv = tmp_path / "iris.csv"
-    raw_csv.write_text(fetch.fetch(trial_params(raw, chosen[0].overrides).fetch), encoding="utf-8")
-    header, rows = read_csv(raw_csv)
+    raw_csv.write_text(fetch.fetch(trial_params(applied, chosen[0].overrides).fetch), encoding="utf-8")
+    raw = prepare.read_raw(raw_csv)
     seen = set()
     for t in chosen:
-        record = trial.run(t, raw, pipeline_paths(REPO))
-        expected = None if record["error"] else record["compare"]["passed"]
-        assert one(trial_params(raw, t.overrides), header, rows) == expected, t.overrides
+        record = trial.execute(t, applied, pipeline_paths(REPO))
+        expected = None if record.error else record.report.passed
+        assert one(trial_params(applied, t.overrides), raw) == expected, t.overrides
         seen.add(expected)
     assert seen == {True, False, None}  # agreeing, differing and failed trials all held to the sweep

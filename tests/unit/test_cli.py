@@ -1,5 +1,5 @@
 """Command line: options after `test` reach pytest; the project's own errors are one line with their exit
-code; anything else is a bug that shows its traceback and exits EXIT_BUG."""
+code; anything else is a bug that shows its traceback and exits EXIT_BUG; `--help` speaks to a user."""
 
 from __future__ import annotations
 
@@ -7,16 +7,26 @@ import os
 
 import pytest
 
-from adaline_repro import cli, errors
-from adaline_repro.errors import EXIT_BUG, EXIT_INPUT, EXIT_STORE, InputError, ReproError, StoreError
+from adaline_repro import cli
+from adaline_repro.core import errors
+from adaline_repro.core.errors import (
+    EXIT_BUG,
+    EXIT_INPUT,
+    EXIT_STORE,
+    EXIT_WRITE,
+    InputError,
+    ReproError,
+    StoreError,
+    WriteError,
+)
 from adaline_repro.ops import devtools
 
 
 def test_options_after_test_reach_pytest(capfd):
     """`./pipeline test --collect-only -q FILE` lists that file's tests instead of failing in argparse."""
-    assert cli.main(["test", "--collect-only", "-q", "-n", "0", "tests/unit/test_workspace.py"]) == 0
+    assert cli.main(["test", "--collect-only", "-q", "-n", "0", "tests/unit/core/test_tracking_uri.py"]) == 0
     out = capfd.readouterr().out
-    assert "tests/unit/test_workspace.py::test_environment_tracking_uri_wins" in out
+    assert "tests/unit/core/test_tracking_uri.py::test_environment_tracking_uri_wins" in out
 
 
 @pytest.mark.parametrize(
@@ -42,6 +52,7 @@ def test_a_missing_input_is_one_line_and_exit_2(tmp_path, capsys):
     model, curve, steps = tmp_path / "m.json", tmp_path / "c.csv", tmp_path / "s.csv"
     code = cli.main(
         [
+            "stage",
             "train",
             "--backend",
             "manual",
@@ -63,16 +74,22 @@ def test_a_missing_input_is_one_line_and_exit_2(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    ("raised", "code"), [(InputError("bad thing"), EXIT_INPUT), (StoreError("store down"), EXIT_STORE)]
+    ("raised", "code"),
+    [
+        (InputError("bad thing"), EXIT_INPUT),
+        (StoreError("store down"), EXIT_STORE),
+        (WriteError("metrics/manual.json: cannot write (No space left on device)"), EXIT_WRITE),
+    ],
 )
 def test_own_errors_are_one_line_with_their_exit_code(monkeypatch, capsys, raised, code):
-    """An error type of the project becomes `error: <message>` and its class's exit code, no traceback."""
+    """An error type of the project becomes `error: <message>` and its class's exit code, no traceback; a
+    file that could not be written is not the user's bad input (exit 74, not 2)."""
 
     def fail(args):
         raise raised
 
-    monkeypatch.setattr(cli, "_fetch", fail)
-    assert cli.main(["fetch", "--out", "x.csv"]) == code
+    monkeypatch.setattr(cli, "_ui", fail)
+    assert cli.main(["ui"]) == code
     assert capsys.readouterr().err == f"error: {raised}\n"
 
 
@@ -83,8 +100,8 @@ def test_anything_else_is_a_bug_with_its_traceback(monkeypatch, capsys, bug):
     def fail(args):
         raise bug
 
-    monkeypatch.setattr(cli, "_fetch", fail)
-    assert cli.main(["fetch", "--out", "x.csv"]) == EXIT_BUG
+    monkeypatch.setattr(cli, "_ui", fail)
+    assert cli.main(["ui"]) == EXIT_BUG
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err
     assert f"{type(bug).__name__}: " in err
@@ -105,3 +122,16 @@ def test_exit_codes_are_distinct_and_every_error_type_uses_one():
 
     for error_type in subclasses(ReproError):
         assert error_type.exit_code in codes.values(), error_type
+
+
+def test_help_speaks_to_a_user_first(capsys):
+    """What the project is and where to start, then the commands; not how the dispatching works."""
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    text = capsys.readouterr().out
+    assert text.splitlines()[0].startswith("usage: ./pipeline")
+    assert "ADALINE trained three ways" in text
+    assert "Start with `./pipeline repro`" in text
+    assert "dispatch" not in text.lower()
+    for command in ("repro", "test", "ui", "check", "sweep", "server", "dvc", "stage"):
+        assert f"    {command} " in text or f"    {command}\n" in text, command

@@ -31,7 +31,3 @@ class AutogradBackend(Backend):
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.weight, self.bias
-
-    def set_parameters(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
-        self.weight = weight.reshape(-1, 1).to(self.dtype).clone().requires_grad_(True)
-        self.bias = bias.reshape(1).to(self.dtype).clone().requires_grad_(True)

@@ -45,10 +45,6 @@ class Backend(ABC):
         weight, bias = self.tensors()
         return weight.detach().reshape(-1).clone(), bias.detach().reshape(()).clone()
 
-    @abstractmethod
-    def set_parameters(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
-        """Overwrite the parameters (tests use it to evaluate gradients at random points)."""
-
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Full-batch MSE, without building a graph."""
         with torch.no_grad():

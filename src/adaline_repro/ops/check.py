@@ -1,4 +1,8 @@
-"""`./pipeline check`: re-run everything in a scratch copy; fail when backends differ or results drift."""
+"""`./pipeline check`: re-run everything in a scratch copy; fail when backends differ or results drift.
+
+The run happens in a scratch copy of the checkout (what a fresh clone would hold) with a throw-away store;
+check_findings.py judges it against the committed results and writes reports/check.{json,md}. With
+--update the committed results are rewritten from the fresh run, holding the checkout as repro does."""
 
 from __future__ import annotations
 
@@ -7,27 +11,28 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from adaline_repro import divergence, dvc_internals
-from adaline_repro.agreement import BackendOutputs, PairResult, compare_pair, load_outputs
-from adaline_repro.errors import EXIT_BROKEN, EXIT_DIFFER, EXIT_DRIFT, EXIT_OK, EXIT_STALE, InputError
-from adaline_repro.files import atomic_write_bytes, atomic_write_text, json_text, read_json
-from adaline_repro.ops.byte_diff import FirstDifference, differing_files
-from adaline_repro.ops.check_report import DRIFT, IDENTICAL, STATUS, WITHIN_TOLERANCE, DeviceRun, report
-from adaline_repro.ops.fingerprint import Difference, differences, fingerprint
-from adaline_repro.ops.worktree import copy_worktree
-from adaline_repro.params import CompareParams, Params, load_params
-from adaline_repro.paths import PipelinePaths, pipeline_paths
-from adaline_repro.replay import Lecture
-
-if TYPE_CHECKING:
-    from adaline_repro.repro.run_lock import Run
+from adaline_repro.comparison import BackendOutputs, Divergence, Lecture, PairResult, load_outputs
+from adaline_repro.core.checkout import PipelinePaths, pipeline_paths, repository_root
+from adaline_repro.core.errors import EXIT_DIFFER, EXIT_DRIFT, EXIT_OK, EXIT_STALE, InputError
+from adaline_repro.core.files import atomic_write_bytes, atomic_write_text, json_text, read_json
+from adaline_repro.core.params import Params, load_params
+from adaline_repro.dvc_support import internals
+from adaline_repro.ops.check_findings import (
+    STATUS,
+    DeviceRun,
+    compared_paths,
+    divergences,
+    drift,
+    exit_code,
+    judge,
+    report,
+)
+from adaline_repro.ops.fingerprint import differences, fingerprint
+from adaline_repro.repro.checkout_run import CheckoutRun
 
 # The check's own outputs (not pipeline outputs: dvc.yaml does not know them).
 ENVIRONMENT = "reports/environment.json"
@@ -46,7 +51,7 @@ def stale_reasons(repo: Path, env: dict[str, str]) -> list[str]:
     done = subprocess.run(["dvc", "status", "--json"], cwd=repo, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise CheckError(f"dvc status failed: {done.stderr.strip()}")
-    return dvc_internals.stale_reasons(json.loads(done.stdout or "{}"))
+    return internals.stale_reasons(json.loads(done.stdout or "{}"))
 
 
 def _set_device(params_yaml: Path, device: str) -> None:
@@ -55,11 +60,6 @@ def _set_device(params_yaml: Path, device: str) -> None:
     if count != 1:
         raise CheckError(f"{params_yaml}: expected one train.device line, found {count}")
     params_yaml.write_text(new, encoding="utf-8")
-
-
-def compared_paths(paths: PipelinePaths) -> tuple[str, ...]:
-    """What a fresh run is compared on, and what --update rewrites: every result and report, and dvc.lock."""
-    return (*paths.result_folders, *paths.reports, "dvc.lock")
 
 
 def load_results(root: Path, paths: PipelinePaths, backends: tuple[str, ...]) -> list[BackendOutputs]:
@@ -75,7 +75,7 @@ def run_device(scratch: Path, device: str, env: dict[str, str], params: Params, 
     done = subprocess.run(["./pipeline", "repro", "--force"], cwd=scratch, env=env, capture_output=True, text=True)
     log = (done.stdout + done.stderr)[-4000:]
     reached_compare = done.returncode in (EXIT_OK, EXIT_DIFFER) and (scratch / paths.compare_json).exists()
-    passed = read_json(scratch / paths.compare_json)["passed"] if reached_compare else None
+    passed = read_json(scratch / paths.compare_json)["passed"] if reached_compare else None  # compare.json's
     run = DeviceRun(device, done.returncode, passed, log)
     if not run.broken:
         keep = scratch / ".check" / device
@@ -90,116 +90,56 @@ def run_device(scratch: Path, device: str, env: dict[str, str], params: Params, 
     return run
 
 
-def drift(reference: list[BackendOutputs], fresh: list[BackendOutputs], tol: CompareParams) -> list[PairResult]:
-    """Each backend against its own committed self: floats within tolerance, the rest exactly."""
-    return [compare_pair(ref, new, tol) for ref, new in zip(reference, fresh, strict=True)]
-
-
-def divergences(
-    reference: list[BackendOutputs],
-    fresh: list[BackendOutputs],
-    names: tuple[str, str],
-    tol: CompareParams,
-    lecture: Lecture | None = None,
-) -> dict[str, dict | None]:
-    """Each backend's first update step at which its two records part (None: never), by the locator compare
-    uses across backends; `names` label the two records in the explanation."""
-    found = {}
-    for ref, new in zip(reference, fresh, strict=True):
-        records = dict(zip(names, (ref.steps, new.steps), strict=True))
-        located = divergence.first_divergence(records, tol, lecture)
-        found[ref.backend] = None if located is None else located.as_dict()
-    return found
-
-
-def result_files(paths: PipelinePaths, *roots: Path) -> list[str]:
-    """The files of compared_paths below any of `roots`, relative to it, in that order (dvc.lock last)."""
-    names: dict[str, None] = {}
-    for rel in compared_paths(paths):
-        found = {str(p.relative_to(r)) for r in roots for p in [r / rel, *(r / rel).rglob("*")] if p.is_file()}
-        names.update(dict.fromkeys(sorted(found)))
-    return list(names)
-
-
-def explanations(run_device: str, reference_device: str | None, env_diffs: list[Difference]) -> list[str]:
-    """What makes other bytes expected: another device than the committed results', or a fingerprint
-    difference that the CPU pins cannot cover (architecture, library versions, the pins themselves)."""
-    reasons = []
-    if reference_device is not None and run_device != reference_device:
-        reasons.append(f"device: committed results from {reference_device}, this run on {run_device}")
-    return reasons + [str(d) for d in env_diffs if d.explains_bytes]
-
-
-def outcome(byte_differences: list[FirstDifference], explained_by: list[str], drift: list[PairResult]) -> str:
-    """IDENTICAL for the same bytes; other bytes are WITHIN_TOLERANCE only when something explains them and
-    every value is within the compare tolerances; else DRIFT."""
-    if not byte_differences:
-        return IDENTICAL
-    if explained_by and all(p.passed for p in drift):
-        return WITHIN_TOLERANCE
-    return DRIFT
-
-
-def exit_code(runs: list[DeviceRun], cross: list[PairResult]) -> int:
-    if any(r.broken for r in runs):
-        return EXIT_BROKEN
-    if any(r.compare_passed is False for r in runs) or not all(p.passed for p in cross):
-        return EXIT_DIFFER
-    if any(r.outcome == DRIFT for r in runs):
-        return EXIT_DRIFT
-    return EXIT_OK
-
-
-def update_reference(repo: Path, paths: PipelinePaths, run: DeviceRun, env_now: dict, lock: Run) -> list[str]:
-    """Copy a fresh run's results over the committed ones; the files whose bytes changed.
-
-    Under the run lock and a rollback snapshot: a copy that fails (a full disk) or a kill puts every file
-    back, so the committed results are never half old and half new."""
-    from adaline_repro.repro import rollback
-
+def update_reference(repo: Path, paths: PipelinePaths, run: DeviceRun, env_now: dict, held: CheckoutRun) -> list[str]:
+    """Copy a fresh run's results over the committed ones; the files whose bytes changed. Under a snapshot
+    of the checkout: a copy that fails (a full disk) or a kill puts every file back, so the committed
+    results are never half old and half new."""
     source = run.results_root
-    lock.took(rollback.take(repo, extra=(ENVIRONMENT,)))
+    held.snapshot(extra=(ENVIRONMENT,))
     changed = []
-    try:
-        for rel in compared_paths(paths):
-            src = source / rel
-            files = sorted(p for p in src.rglob("*") if p.is_file()) if src.is_dir() else [src]
-            for path in files:
-                target = repo / path.relative_to(source)
-                data = path.read_bytes()
-                if not target.exists() or target.read_bytes() != data:
-                    changed.append(str(path.relative_to(source)))
-                    atomic_write_bytes(target, data)
-        atomic_write_text(repo / ENVIRONMENT, json_text(env_now))
-    except BaseException:
-        lock.put_back()
-        raise
-    lock.keep()
+    for rel in compared_paths(paths):
+        src = source / rel
+        files = sorted(p for p in src.rglob("*") if p.is_file()) if src.is_dir() else [src]
+        for path in files:
+            target = repo / path.relative_to(source)
+            data = path.read_bytes()
+            if not target.exists() or target.read_bytes() != data:
+                changed.append(str(path.relative_to(source)))
+                atomic_write_bytes(target, data)
+    atomic_write_text(repo / ENVIRONMENT, json_text(env_now))
+    held.keep()
     return changed
 
 
-def judge(
-    repo: Path,
-    run: DeviceRun,
-    reference: list[BackendOutputs],
-    env_diffs: list[Difference],
-    params: Params,
-    paths: PipelinePaths,
-) -> None:
-    """A fresh run's results (kept in run.results_root) against the committed ones in `repo`: what moved
-    beyond the tolerances, from which update step, which files have other bytes, whether anything explains
-    them, and so the outcome."""
-    run.drift = drift(reference, run.results, params.compare)
-    lecture = Lecture(run.train, params.train.lr) if run.train else None
-    run.divergences = divergences(reference, run.results, ("committed", "fresh"), params.compare, lecture)
-    run.byte_differences = differing_files(repo, run.results_root, result_files(paths, repo, run.results_root))
-    run.lock_identical = all(d.file != "dvc.lock" for d in run.byte_differences)
-    run.explained_by = explanations(run.results[0].device, reference[0].device, env_diffs)
-    run.outcome = outcome(run.byte_differences, run.explained_by, run.drift)
+_IDENTITY = {"user.name": "adaline-repro check", "user.email": "check@localhost"}
+
+
+def tracked_files(repo: Path) -> list[str]:
+    """Files git tracks or would track (untracked but not ignored), relative to the repository."""
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=repo, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return [name for name in out.split("\0") if name and (repo / name).is_file()]
+
+
+def copy_worktree(repo: Path, dest: Path) -> Path:
+    """Copy the working tree's files (no .venv, no DVC cache, no store) and commit them in a new repository."""
+    for name in tracked_files(repo):
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(repo / name, dest / name)
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_SYSTEM": os.devnull}
+    git = ["git", "-c", "init.defaultBranch=main"]
+    subprocess.run([*git, "init", "-q"], cwd=dest, check=True, env=env)
+    for key, value in _IDENTITY.items():  # dvc exp commits with the repository's identity
+        subprocess.run(["git", "config", key, value], cwd=dest, check=True, env=env)
+    subprocess.run(["git", "add", "-A"], cwd=dest, check=True, env=env)
+    subprocess.run(["git", "commit", "-q", "--no-verify", "-m", "scratch copy"], cwd=dest, check=True, env=env)
+    return dest
 
 
 def scratch_env(scratch: Path, repo: Path, log_to_store: bool) -> dict[str, str]:
-    from adaline_repro.workspace import tracking_uri
+    from adaline_repro.core.tracking_uri import tracking_uri
 
     env = {**os.environ, "ADALINE_VENV": os.environ.get("ADALINE_VENV", str(repo / ".venv"))}
     env.pop("DVC_ROOT", None)
@@ -216,13 +156,13 @@ def run_check(
     params: Params,
     devices: list[str],
     *,
-    update: Run | None = None,
+    update: CheckoutRun | None = None,
     keep: bool = False,
     log_to_store: bool = False,
     say: Callable[[str], None] = print,
 ) -> int:
     """The whole check; writes reports/check.{json,md} in `repo` and returns the exit code. With `update`
-    (the run lock's handle, held by the caller) it rewrites the committed results from the fresh run."""
+    (the checkout, held by the caller) it rewrites the committed results from the fresh run."""
     paths = pipeline_paths(repo)
     scratch = new_scratch(repo)
     env = scratch_env(scratch, repo, log_to_store)
@@ -234,8 +174,6 @@ def run_check(
         env_file = repo / ENVIRONMENT
         env_ref = read_json(env_file) if env_file.exists() else None
         runs: list[DeviceRun] = []
-        cross: list[PairResult] = []
-        cross_divergences: dict[str, dict | None] = {}
         if not stale:
             reference = load_results(repo, paths, params.train.backends)
             env_diffs = differences(env_ref, env_now) if env_ref else []
@@ -245,13 +183,7 @@ def run_check(
                 if run.results:
                     judge(repo, run, reference, env_diffs, params, paths)
                 runs.append(run)
-            if len(runs) == 2 and all(r.results for r in runs):
-                cross = drift(runs[0].results, runs[1].results, params.compare)
-                names = (runs[0].device, runs[1].device)
-                if names[0] == names[1]:
-                    names = (f"{names[0]} 1", f"{names[1]} 2")
-                lecture = Lecture(runs[0].train, params.train.lr) if runs[0].train else None
-                cross_divergences = divergences(runs[0].results, runs[1].results, names, params.compare, lecture)
+        cross, cross_divergences = _across_devices(runs, params)
         code = EXIT_STALE if stale else exit_code(runs, cross)
         if update and code in (EXIT_OK, EXIT_DRIFT):
             changed = update_reference(repo, paths, runs[0], env_now, update)
@@ -268,6 +200,18 @@ def run_check(
             say(f"check: scratch copy kept in {scratch}")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _across_devices(runs: list[DeviceRun], params: Params) -> tuple[list[PairResult], dict[str, Divergence | None]]:
+    """Two device runs held against each other, backend by backend, and where each backend's records part."""
+    if len(runs) != 2 or not all(r.results for r in runs):
+        return [], {}
+    names = (runs[0].device, runs[1].device)
+    if names[0] == names[1]:
+        names = (f"{names[0]} 1", f"{names[1]} 2")
+    lecture = Lecture(runs[0].train, params.train.lr) if runs[0].train else None
+    found = divergences(runs[0].results, runs[1].results, names, params.compare, lecture)
+    return drift(runs[0].results, runs[1].results, params.compare), found
 
 
 def parse_devices(text: str) -> list[str]:
@@ -290,16 +234,11 @@ def command(
 ) -> int:
     """`./pipeline check`: the devices default to train.device from params.yaml. With --update it holds the
     checkout for its whole run, as ./pipeline repro does."""
-    from adaline_repro.workspace import repository_root
-
     params = load_params(params_yaml)
     repo = repository_root()
-    options = {"keep": keep, "log_to_store": log_to_store, "say": say}
+    chosen = parse_devices(devices or params.train.device)
     if not update:
-        return run_check(repo, params, parse_devices(devices or params.train.device), **options)
-    from adaline_repro.repro import run_lock
-
+        return run_check(repo, params, chosen, keep=keep, log_to_store=log_to_store, say=say)
     command_line = "./pipeline check --update" + (f" --devices {devices}" if devices else "")
-    warn = partial(print, file=sys.stderr, flush=True)
-    with run_lock.hold(repo, command_line, wait=wait, say=warn) as lock:
-        return run_check(repo, params, parse_devices(devices or params.train.device), update=lock, **options)
+    with CheckoutRun(repo, command_line, wait=wait) as held:
+        return run_check(repo, params, chosen, update=held, keep=keep, log_to_store=log_to_store, say=say)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from adaline_repro import cpu_pins
+from adaline_repro.core import cpu_pins
 
 # CPU features that change which kernels torch and numpy pick, and so the float rounding.
 _CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "asimd", "sve")

@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from adaline_repro.errors import InputError
+from adaline_repro.core.errors import InputError
 
 _START_TIMEOUT_S = 180  # mlflow server takes tens of seconds to answer on a loaded 2-core machine
 _STOP_TIMEOUT_S = 15

@@ -20,8 +20,8 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from adaline_repro.errors import StoreError
-from adaline_repro.workspace import redacted
+from adaline_repro.core.errors import StoreError
+from adaline_repro.core.tracking_uri import redacted
 
 DATABASE = ROLE = "mlflow"
 SUPERUSER = "postgres"

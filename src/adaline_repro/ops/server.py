@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from adaline_repro.core.tracking_uri import redacted
 from adaline_repro.ops import mlflow_process, postgres
-from adaline_repro.workspace import redacted
 
 DB_SCHEME = "postgresql+psycopg://"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -47,7 +47,7 @@ def check_db_url(url: str) -> None:
         )
 
 
-def run(options: Options, say: Callable[[str], None]) -> None:
+def serve(options: Options, say: Callable[[str], None]) -> None:
     """Start the database (unless given) and the MLflow server; block until the server exits or we are stopped."""
     if options.db is not None:
         check_db_url(options.db)
@@ -101,7 +101,7 @@ def command(options: Options, say: Callable[[str], None]) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGHUP, _exit_on_hangup)
     try:
-        run(options, say)
+        serve(options, say)
     except (mlflow_process.ServerError, postgres.PostgresError) as exc:
         raise type(exc)(f"server: {exc}") from None
     except KeyboardInterrupt:

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from adaline_repro.core.checkout import repository_root
+from adaline_repro.core.tracking_uri import redacted, tracking_uri
 from adaline_repro.ops import mlflow_process
-from adaline_repro.workspace import redacted, repository_root, tracking_uri
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,8 @@ def say_links(found: Links, say: Callable[[str], None]) -> None:
 def command(params_yaml: Path, host: str, port: int, say: Callable[[str], None]) -> None:
     """`./pipeline ui`: serve the embedded store until Ctrl-C, or only print the links for a tracking server.
     The UI's log goes beside the track stage's marker (machine-local state, gitignored)."""
-    from adaline_repro.params import load_params
-    from adaline_repro.paths import pipeline_paths
+    from adaline_repro.core.checkout import pipeline_paths
+    from adaline_repro.core.params import load_params
 
     experiment = load_params(params_yaml).tracking.experiment
     uri = tracking_uri()

@@ -1,2 +1,3 @@
-"""What wraps `dvc repro`: validation first, the up-to-date shortcut, the store's preparation, rollback of
-outputs on failure, DVC's failure decoded into the failing stage's exit code, and signals."""
+"""What wraps DVC's commands that touch the checkout: `./pipeline repro` and `./pipeline dvc` (command), the
+run that is kept or put back (checkout_run, over the file copies of snapshot), and the up-to-date shortcut
+(uptodate)."""

@@ -14,9 +14,8 @@ import json
 import os
 from pathlib import Path
 
-from adaline_repro.files import atomic_write_text
-from adaline_repro.lockfile import locked_paths
-from adaline_repro.workspace import DVC_TMP
+from adaline_repro.core.checkout import DVC_TMP, locked_paths
+from adaline_repro.core.files import atomic_write_text
 
 STAMP = DVC_TMP / "adaline-uptodate.json"
 # Besides what dvc.lock lists: what DVC reads to decide, and what says which packages run the stages.

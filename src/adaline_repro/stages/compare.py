@@ -4,24 +4,26 @@ the execution so the difference can be inspected in MLflow."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from adaline_repro.agreement import BackendOutputs, Report, compare, failure_line, load_outputs, step_ratios
-from adaline_repro.errors import EXIT_DIFFER, EXIT_OK
-from adaline_repro.files import atomic_write_text, csv_text, float_texts, write_csv, write_json
-from adaline_repro.params import Params, load_params
-from adaline_repro.replay import Lecture
-from adaline_repro.results import CompareFiles, ExecutionInputs, ResultDirs
+from adaline_repro.comparison import BackendOutputs, Lecture, Report, compare, load_outputs, step_ratios
+from adaline_repro.core import run_env
+from adaline_repro.core.errors import EXIT_DIFFER, EXIT_OK
+from adaline_repro.core.files import atomic_write_text, csv_text, float_texts, write_csv, write_json
+from adaline_repro.core.params import Params, load_params
+from adaline_repro.core.results import CompareFiles, ExecutionInputs, ResultDirs
+from adaline_repro.stages import LOGGED, RESULTS, parser, run_stage, say
 
 
-def run(params: Params, outputs: list[BackendOutputs], files: CompareFiles, train: Path | None = None) -> Report:
+def write_outputs(params: Params, outputs: Sequence[BackendOutputs], files: CompareFiles, train: Path | None) -> Report:
     """Compare every backend's results (load_outputs of each, in train.backends' order); write the report,
     the verdict and the plots' data. `train` (train.csv) is read only when a step diverges: the cause rules
     replay the lecture's updates on it."""
     report = compare(outputs, params.compare, Lecture(train, params.train.lr) if train else None)
-    write_json(files.json, report.as_dict())
-    atomic_write_text(files.md, report.markdown())
+    write_json(files.json, report.to_json())
+    atomic_write_text(files.md, report.markdown(params.compare))
     write_json(files.verdict, report.verdict(outputs))
     atomic_write_text(files.loss_plot, loss_table(outputs, params.train.dtype))
     write_csv(files.diff_plot, ("step", "pair", "tol_used"), (
@@ -32,7 +34,7 @@ def run(params: Params, outputs: list[BackendOutputs], files: CompareFiles, trai
     return report
 
 
-def loss_table(outputs: list[BackendOutputs], dtype: str) -> str:
+def loss_table(outputs: Sequence[BackendOutputs], dtype: str) -> str:
     """Every backend's loss curve in one long table (epoch, backend, train_mse), its numbers written as the
     curve files write them: DVC draws it as one chart, a line per backend, with no backend named in
     dvc.yaml."""
@@ -60,17 +62,31 @@ def stage(
     """
     params = load_params(params_yaml)
     outputs = [load_outputs(b, dirs) for b in params.train.backends]
-    report = run(params, outputs, files, inputs.train)
+    report = write_outputs(params, outputs, files, inputs.train)
     if verbose or not report.passed:
-        say(report.markdown())
+        say(report.markdown(params.compare))
     if report.passed:
         say(f"compare: {report.line()} (see {files.md})")
         return EXIT_OK
-    summary = report.as_dict()
-    from adaline_repro import figures
+    from adaline_repro.comparison import figure
     from adaline_repro.tracking import execution
 
-    figures.draw(params.train.backends, dirs.curves, inputs.figure, report.divergence)
-    say(execution.logged_line(execution.log(params, dirs, inputs, summary, marker), params, summary, "compare"))
-    say(f"compare: FAILED: {failure_line(summary)}")
+    figure.draw(params.train.backends, dirs.curves, inputs.figure, report.divergence)
+    say(execution.log_and_say(params, dirs, inputs, report, marker, stage="compare"))
+    say(f"compare: FAILED: {report.failure_line()}")
     return EXIT_DIFFER
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser(
+        "compare", "Fail when the backends differ (logging the execution first).", *RESULTS, "steps", "report-json",
+        "report-md", "verdict", "loss-plot", "diff-plot", *LOGGED,
+    ).parse_args(argv)  # fmt: skip
+    dirs = ResultDirs(args.models, args.curves, args.predictions, args.metrics, args.steps)
+    files = CompareFiles(args.report_json, args.report_md, args.verdict, args.loss_plot, args.diff_plot)
+    inputs = ExecutionInputs(args.raw, args.train, args.test, args.figure)
+    return stage(args.params, dirs, files, inputs, args.marker, say, verbose=run_env.verbose())
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main))

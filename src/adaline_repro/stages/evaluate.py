@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from adaline_repro.dataset import Table, read_table
-from adaline_repro.errors import EXIT_OK
-from adaline_repro.files import DataError, write_csv, write_json
-from adaline_repro.params import EvaluateParams, load_params
-from adaline_repro.results import Model, ResultDirs, read_curve, read_model
+from adaline_repro.core.errors import EXIT_OK
+from adaline_repro.core.files import DataError, write_csv, write_json
+from adaline_repro.core.params import EvaluateParams, load_params
+from adaline_repro.core.results import Model, ResultDirs, Table, read_curve, read_model, read_table
+from adaline_repro.stages import RESULTS, parser, run_stage, say
 
 PREDICTIONS_HEADER = ("split", "row", "label", "prediction")
 
@@ -33,7 +34,9 @@ def evaluate(model: Model, train: Table, test: Table, curve: np.ndarray, params:
     return metrics, rows
 
 
-def run(dirs: ResultDirs, backends: tuple[str, ...], train_csv: Path, test_csv: Path, params: EvaluateParams) -> dict:
+def write_outputs(
+    dirs: ResultDirs, backends: tuple[str, ...], train_csv: Path, test_csv: Path, params: EvaluateParams
+) -> dict:
     """Evaluate every backend's model; write its predictions and metrics. Returns backend -> metrics."""
     train, test = read_table(train_csv), read_table(test_csv)
     results = {}
@@ -49,7 +52,7 @@ def run(dirs: ResultDirs, backends: tuple[str, ...], train_csv: Path, test_csv: 
 def stage(params_yaml: Path, dirs: ResultDirs, train: Path, test: Path, say: Callable[[str], None]) -> int:
     """The evaluate stage: predictions and accuracies of every backend in train.backends."""
     params = load_params(params_yaml)
-    say(line(run(dirs, params.train.backends, train, test, params.evaluate)))
+    say(line(write_outputs(dirs, params.train.backends, train, test, params.evaluate)))
     return EXIT_OK
 
 
@@ -60,3 +63,15 @@ def line(results: dict[str, dict]) -> str:
     if len(set(texts.values())) == 1:
         return f"evaluate: {next(iter(texts.values()))} ({', '.join(texts)})"
     return "evaluate: " + "; ".join(f"{b}: {t}" for b, t in texts.items())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser("evaluate", "Predictions and accuracies of every backend.", *RESULTS, "train", "test").parse_args(
+        argv
+    )
+    dirs = ResultDirs(args.models, args.curves, args.predictions, args.metrics)
+    return stage(args.params, dirs, args.train, args.test, say)
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main))

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.resources
 import math
+import sys
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from adaline_repro.errors import EXIT_OK, InputError
-from adaline_repro.files import atomic_write_text, csv_text, sha256_bytes
-from adaline_repro.params import FEATURES, SPECIES, FetchParams, load_section
+from adaline_repro.core.errors import EXIT_OK, InputError
+from adaline_repro.core.files import atomic_write_text, csv_text, sha256_bytes
+from adaline_repro.core.params import FEATURES, SPECIES, FetchParams, load_section
+from adaline_repro.stages import parser, run_stage, say
 
 RAW_HEADER = (*FEATURES, "species")
 N_ROWS = 150
@@ -22,19 +24,23 @@ class FetchError(InputError):
     """The source could not be read, did not match its sha256, or is not an Iris table."""
 
 
-def sklearn_iris_path() -> Path:
-    """The CSV scikit-learn ships, found without importing scikit-learn (which costs seconds)."""
-    spec = importlib.util.find_spec("sklearn")
-    if spec is None or spec.origin is None:
-        raise FetchError("fetch.source is 'sklearn' but scikit-learn is not installed")
-    return Path(spec.origin).parent / "datasets" / "data" / "iris.csv"
+def _sklearn_iris() -> tuple[str, bytes]:
+    """The CSV scikit-learn ships, read through the package that holds it (importlib.resources imports
+    scikit-learn: a second or so, once per data change)."""
+    try:
+        source = importlib.resources.files("sklearn.datasets.data") / "iris.csv"
+    except ModuleNotFoundError:
+        raise FetchError("fetch.source is 'sklearn' but scikit-learn is not installed") from None
+    try:
+        return str(source), source.read_bytes()
+    except OSError as exc:
+        raise FetchError(f"{source}: cannot read ({exc.strerror})") from None
 
 
 def read_source(params: FetchParams) -> tuple[str, bytes]:
     """(description of the source, its bytes)."""
     if params.source == "sklearn":
-        path = sklearn_iris_path()
-        return str(path), _read_file(path)
+        return _sklearn_iris()
     if params.source == "path":
         return params.location, _read_file(Path(params.location))
     return params.location, _download(params.location)
@@ -103,8 +109,22 @@ def fetch(params: FetchParams) -> str:
     return csv_text(RAW_HEADER, rows)
 
 
+def write_outputs(params: FetchParams, out: Path) -> None:
+    """The raw table, checked, written to `out`."""
+    atomic_write_text(out, fetch(params))
+
+
 def stage(params_yaml: Path, out: Path, say: Callable[[str], None]) -> int:
     """The fetch stage: write the raw Iris table to `out`."""
-    atomic_write_text(out, fetch(load_section(params_yaml, FetchParams)))
+    write_outputs(load_section(params_yaml, FetchParams), out)
     say(f"fetch: wrote {out}")
     return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser("fetch", "Write the raw Iris table, checked against fetch.sha256.", "out").parse_args(argv)
+    return stage(args.params, args.out, say)
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main))

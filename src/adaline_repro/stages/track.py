@@ -6,15 +6,16 @@ re-runs compare alone, and the store is logged to again only when the verdict it
 
 from __future__ import annotations
 
-import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from adaline_repro.errors import EXIT_OK, ReproError
-from adaline_repro.files import read_json
-from adaline_repro.params import load_params
-from adaline_repro.results import ExecutionInputs, ResultDirs
+from adaline_repro.comparison import Report, figure
+from adaline_repro.core.errors import EXIT_OK
+from adaline_repro.core.files import read_json
+from adaline_repro.core.params import load_params
+from adaline_repro.core.results import ExecutionInputs, ResultDirs
+from adaline_repro.stages import LOGGED, RESULTS, parser, run_stage, say
 from adaline_repro.tracking import execution
 
 
@@ -26,30 +27,21 @@ def stage(
     marker: Path,
     say: Callable[[str], None],
 ) -> int:
-    """The track stage: draw the loss-curve figure and log the execution to the tracking store.
-
-    The figure is drawn in a second process while this one imports MLflow: a second or two each, and on
-    two cores they overlap. It must exist before the parent run's artifacts are logged.
-    """
+    """The track stage: draw the figure (it is logged with the parent run), then log the execution."""
     params = load_params(params_yaml)
-    report = read_json(report_json)
-    plot = subprocess.Popen(
-        [sys.executable, "-m", "adaline_repro", "plot", "--params", str(params_yaml), "--curves", str(dirs.curves),
-         "--out", str(inputs.figure)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        import adaline_repro.tracking.store  # noqa: F401  (the slow import this overlaps)
-    finally:
-        if plot.wait() != 0:
-            raise FigureError(f"track: drawing {inputs.figure} failed (see the error above)", plot.returncode)
-    say(execution.logged_line(execution.log(params, dirs, inputs, report, marker), params, report))
+    report = Report.from_json(read_json(report_json))
+    figure.draw(params.train.backends, dirs.curves, inputs.figure)
+    say(execution.log_and_say(params, dirs, inputs, report, marker))
     return EXIT_OK
 
 
-class FigureError(ReproError):
-    """The figure process failed; it printed its own error (or traceback) first, and its exit code is ours."""
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser("track", "Draw the loss-curve figure and log the execution to MLflow.", *RESULTS, "steps",
+                  "report", *LOGGED).parse_args(argv)  # fmt: skip
+    dirs = ResultDirs(args.models, args.curves, args.predictions, args.metrics, args.steps)
+    inputs = ExecutionInputs(args.raw, args.train, args.test, args.figure)
+    return stage(args.params, dirs, args.report, inputs, args.marker, say)
 
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main))

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +22,11 @@ from tqdm import tqdm
 
 from adaline_repro import backends
 from adaline_repro.backends.base import Backend
-from adaline_repro.dataset import Table, read_table
-from adaline_repro.errors import EXIT_OK, InputError
-from adaline_repro.files import exact_float, float_text, write_csv, write_json
-from adaline_repro.params import TrainParams, load_params
-from adaline_repro.results import parameter_names, write_steps
+from adaline_repro.core.errors import EXIT_OK, InputError
+from adaline_repro.core.files import exact_float, float_text, write_csv, write_json
+from adaline_repro.core.params import TrainParams, load_params
+from adaline_repro.core.results import Table, parameter_names, read_table, write_steps
+from adaline_repro.stages import parser, run_stage, say
 
 CURVE_HEADER = ("epoch", "train_mse")
 
@@ -58,8 +59,8 @@ def resolve_device(requested: str) -> torch.device:
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
         # On CUDA some kernels (atomics in reductions) are nondeterministic unless told otherwise. The CPU ops
-        # used here are deterministic without it (tests/unit/test_train.py shows the same bytes either way),
-        # and the flag imports torch._dynamo: seconds in every train stage, for nothing.
+        # used here are deterministic without it (tests/unit/stages/test_train.py shows the same bytes either
+        # way), and the flag imports torch._dynamo: seconds in every train stage, for nothing.
         torch.use_deterministic_algorithms(True)
     return torch.device(requested)
 
@@ -220,7 +221,7 @@ def write_result(result: TrainResult, features: tuple[str, ...], model: Path, cu
     )
 
 
-def run(
+def write_outputs(
     backend: str, train_csv: Path, model: Path, curve: Path, steps: Path, params: TrainParams
 ) -> tuple[TrainResult, str]:
     """Train one backend on the shuffle orders drawn from params.seed; write its model, loss curve and steps.
@@ -238,14 +239,27 @@ def stage(
 ) -> int:
     """The train stage of one backend (dvc.yaml has one per backend). A tracking server that does not
     answer fails it before minutes of training, not after them at the track stage."""
-    from adaline_repro.tracking.reachable import check_tracking_store
-    from adaline_repro.workspace import tracking_uri
+    from adaline_repro.core.tracking_uri import check_tracking_store, tracking_uri
 
+    if backend not in backends.BACKENDS:
+        raise TrainError(f"--backend: must be one of {', '.join(backends.BACKENDS)} (got {backend!r})")
     params = load_params(params_yaml)
     check_tracking_store(tracking_uri())
-    result, orders = run(backend, train, model, curve, steps, params.train)
+    result, orders = write_outputs(backend, train, model, curve, steps, params.train)
     say(
         f"train@{result.backend}: {len(result.losses)} epochs on {result.device}, "
         f"final train_mse {result.losses[-1]}, shuffle orders {orders}"
     )
     return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    found = parser("train", "Train one backend (dvc.yaml has one stage per backend).", "train", "model", "curve",
+                   "steps")  # fmt: skip
+    found.add_argument("--backend", required=True, help="a name in the backend registry (backends/__init__.py)")
+    args = found.parse_args(argv)
+    return stage(args.params, args.backend, args.train, args.model, args.curve, args.steps, say)
+
+
+if __name__ == "__main__":
+    sys.exit(run_stage(main))

@@ -1,11 +1,11 @@
 """Where the trials run: an embedded Ray on this machine, listening on loopback only, or a cluster joined by
 address (`--address` / RAY_ADDRESS).
 
-Embedded, Ray would register the node at the host's primary address and bind its servers there: Ray
-resolves a loopback `_node_ip_address` to that address unless its single-machine mode is on
-(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, the switch Ray itself uses on Windows and macOS, read when ray is
-imported: services.get_node_ip_address). With it, every listener is on 127.0.0.1
-(tests/e2e/test_sweep_ray.py lists them). The dashboard is off. Token authentication is set explicitly:
+Embedded, Ray would register the node at the host's primary address and bind its servers there, unless
+its single-machine mode is on (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, the switch Ray itself uses on Windows
+and macOS, read when ray is imported: services.get_node_ip_address then answers 127.0.0.1). With it, and
+no node address given, every listener is on 127.0.0.1
+(tests/e2e/test_ray_sweep.py lists them). The dashboard is off. Token authentication is set explicitly:
 on for the embedded instance (Ray makes its token), and for a cluster whatever RAY_AUTH_MODE the caller and
 the cluster's nodes agree on (docs/sweep.md).
 
@@ -21,8 +21,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from adaline_repro import cpu_pins
-from adaline_repro.errors import EXIT_BROKEN, ReproError
+from adaline_repro.core import cpu_pins
+from adaline_repro.core.errors import EXIT_BROKEN, ReproError
 
 SINGLE_MACHINE = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 AUTH_MODE = "RAY_AUTH_MODE"
@@ -67,7 +67,7 @@ def start(address: str | None, workers: int | None) -> Cluster:
     }
     try:
         if address is None:
-            ray.init(num_cpus=workers or os.cpu_count(), _node_ip_address="127.0.0.1", **options)
+            ray.init(num_cpus=workers or os.cpu_count(), **options)
         else:
             ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:

@@ -20,60 +20,66 @@ matplotlib.use("Agg")
 import matplotlib.colors
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
-from adaline_repro.sweep.grid import Trial
-from adaline_repro.sweep.table import AGREE, ERROR, swept_keys, value, verdict
+from adaline_repro.sweep.table import AGREE, ERROR
 
 PREFERRED = ("train.lr", "train.batch_size")
 
 
-def axes_keys(trials: Sequence[Trial]) -> tuple[str, str | None]:
+def axes_keys(keys: Sequence[str]) -> tuple[str, str | None]:
     """(rows key, columns key): learning rate and minibatch size when both are swept, else the first two
     swept keys (the second None when only one is)."""
-    keys = swept_keys(trials)
     if all(k in keys for k in PREFERRED):
         return PREFERRED
     return keys[0], keys[1] if len(keys) > 1 else None
 
 
-def _sorted_values(records: Sequence[dict], key: str | None) -> list:
-    if key is None:
-        return [None]
-    values = {value(r, key) for r in records}
+def _order(values: Sequence) -> list:
+    """Numbers in order, then anything else by its text."""
     return sorted(values, key=lambda v: (not isinstance(v, int | float), v if isinstance(v, int | float) else str(v)))
 
 
-def cells(trials: Sequence[Trial], records: dict[str, dict]) -> tuple[str, str | None, list, list, dict]:
-    """(rows key, columns key, row values, column values, {(row, col): [records]})."""
-    rows_key, cols_key = axes_keys(trials)
-    chosen = [records[t.id] for t in trials]
-    grid: dict[tuple, list[dict]] = {}
-    for record in chosen:
-        where = (value(record, rows_key), value(record, cols_key) if cols_key else None)
-        grid.setdefault(where, []).append(record)
-    return rows_key, cols_key, _sorted_values(chosen, rows_key), _sorted_values(chosen, cols_key), grid
+def cells(results: pd.DataFrame, keys: Sequence[str]) -> tuple[str, str | None, pd.DataFrame]:
+    """(rows key, columns key, one row per cell): its trials, how many of them ran, the share of those that
+    agree, the worst tolerance ratio (inf when none is known) and the mean test accuracy of every backend."""
+    rows_key, cols_key = axes_keys(keys)
+    accuracy = [c for c in results.columns if c.endswith(".test_accuracy")]
+    data = results.assign(
+        column=results[cols_key] if cols_key else None,
+        ran=results["verdict"] != ERROR,
+        agree=results["verdict"] == AGREE,
+        ratio=results["tolerance_ratio"].astype(float),
+        accuracy=results[accuracy].astype(float).mean(axis=1) if accuracy else np.nan,
+    )
+    by_cell = [rows_key, "column"]
+    ran = data[data["ran"]].groupby(by_cell, dropna=False, sort=False)
+    found = pd.DataFrame({
+        "share": ran["agree"].mean(),
+        "worst": ran["ratio"].max().fillna(np.inf),
+        "accuracy": ran["accuracy"].mean(),
+        "ran": ran.size(),
+    })  # fmt: skip
+    trials = data.groupby(by_cell, dropna=False, sort=False).size().rename("trials")
+    return rows_key, cols_key, found.join(trials, how="right").fillna({"ran": 0})
 
 
-def agreement_map(trials: Sequence[Trial], records: dict[str, dict]) -> bytes:
-    """PNG bytes of the map; the same records give the same bytes (no timestamps in the metadata)."""
-    rows_key, cols_key, row_values, col_values, grid = cells(trials, records)
+def agreement_map(results: pd.DataFrame, keys: Sequence[str]) -> bytes:
+    """PNG bytes of the map; the same results give the same bytes (no timestamps in the metadata)."""
+    rows_key, cols_key, found = cells(results, keys)
+    row_values = _order(list(found.index.get_level_values(0).unique()))
+    col_values = _order(list(found.index.get_level_values(1).unique())) if cols_key else [None]
     share = np.full((len(row_values), len(col_values)), np.nan)
     worst = np.full_like(share, np.nan)
     notes = {}
-    for (i, r), (j, c) in ((a, b) for a in enumerate(row_values) for b in enumerate(col_values)):
-        group = grid.get((r, c), [])
-        ran = [g for g in group if verdict(g) != ERROR]
-        if not group:
+    for (r, c), cell in found.iterrows():
+        i, j = row_values.index(r), col_values.index(c if cols_key else None)
+        failed = int(cell["trials"] - cell["ran"])
+        if not cell["ran"]:
+            notes[i, j] = f"{failed} failed"
             continue
-        if not ran:
-            notes[i, j] = f"{len(group)} failed"
-            continue
-        share[i, j] = sum(verdict(g) == AGREE for g in ran) / len(ran)
-        ratios = [g["tolerance_ratio"] for g in ran if g.get("tolerance_ratio") is not None]
-        worst[i, j] = max(ratios) if ratios else np.inf
-        accuracies = [m["test_accuracy"] for g in ran for m in g["metrics"].values()]
-        failed = len(group) - len(ran)
-        notes[i, j] = f"{100 * share[i, j]:.0f}%\nacc {100 * np.mean(accuracies):.1f}" + (
+        share[i, j], worst[i, j] = cell["share"], cell["worst"]
+        notes[i, j] = f"{100 * share[i, j]:.0f}%\nacc {100 * cell['accuracy']:.1f}" + (
             f"\n{failed} failed" if failed else ""
         )
     width = 3.2 + 0.9 * len(col_values)
@@ -100,7 +106,7 @@ def agreement_map(trials: Sequence[Trial], records: dict[str, dict]) -> bytes:
         elif math.isnan(share[i, j]):
             for axis in (left, right):
                 axis.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", lw=0))
-    n = len(trials)
+    n = len(results)
     left.set_title(f"Do the backends agree? {n} trials, cells over the other swept values", fontsize=9)
     right.set_title("How far apart, in tolerance units (>1: they differ)", fontsize=9)
     buffer = io.BytesIO()

@@ -1,8 +1,8 @@
 """A sweep's trials: the grid `dvc exp run --queue -S ...` would queue, each checked before any work.
 
-The grammar and its expansion are DVC's own (dvc_internals.grid: hydra's sweep syntax, as `dvc exp run`
-calls it), so a sweep and DVC's queue always mean the same trials by the same `-S` values. The committed
-default sweep lives in sweep.yaml beside params.yaml: a result is tied to the commit that defines it.
+The grammar, its expansion and what each value does to params.yaml are DVC's own (dvc_support/overrides.py),
+so a sweep and DVC's queue always mean the same trials by the same `-S` values. The committed default sweep
+lives in sweep.yaml beside params.yaml: a result is tied to the commit that defines it.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from adaline_repro import dvc_internals, set_params
-from adaline_repro.errors import InputError
-from adaline_repro.files import safe_yaml
-from adaline_repro.params import Params
+from adaline_repro.core.errors import InputError
+from adaline_repro.core.files import safe_yaml
+from adaline_repro.core.params import Params
+from adaline_repro.dvc_support.overrides import Overrides, SetParamError, grid
 
 DEFAULT_SWEEP = "sweep.yaml"
 # What a sweep may vary: the stages' own keys. fetch (the raw file), compare (the verdict's tolerances) and
@@ -57,7 +57,7 @@ def default_overrides(root: Path) -> list[str]:
     return overrides
 
 
-def trials(raw: dict, overrides: list[str]) -> list[Trial]:
+def trials(applied: Overrides, overrides: list[str]) -> list[Trial]:
     """Every trial of the grid; raises GridError (one line) before any work when one cannot run.
 
     Each distinct `-S` value is applied to params.yaml alone and validated. That checks every trial: the
@@ -68,22 +68,22 @@ def trials(raw: dict, overrides: list[str]) -> list[Trial]:
         if not key.startswith(SWEEPABLE):
             raise GridError(f"-S {override}: only prepare.*, train.* and evaluate.* keys can be swept")
     try:
-        points = dvc_internals.grid(overrides)
-    except dvc_internals.OverrideError as exc:
-        raise GridError(f"-S {' '.join(overrides)}: {exc}") from None
+        points = grid(overrides)
+    except SetParamError as exc:
+        raise GridError(str(exc)) from None
     if not points:
         raise GridError(f"-S {' '.join(overrides)}: the grid is empty (an empty range or list?)")
     for value in sorted({o for point in points for o in point}):
-        trial_params(raw, [value])
+        trial_params(applied, [value])
     out = [Trial(tuple(point)) for point in points]
     if len({t.id for t in out}) != len(out):  # a value listed twice: DVC would queue one experiment twice
         raise GridError(f"-S {' '.join(overrides)}: the grid holds a trial twice (a value listed twice?)")
     return out
 
 
-def trial_params(raw: dict, overrides: list[str] | tuple[str, ...]) -> Params:
-    """params.yaml's mapping with `overrides` set, as `dvc exp run -S` writes it, validated."""
+def trial_params(applied: Overrides, overrides: list[str] | tuple[str, ...]) -> Params:
+    """params.yaml with `overrides` set, as `dvc exp run -S` writes it, validated."""
     try:
-        return set_params.validated(raw, overrides)
-    except set_params.SetParamError as exc:
+        return applied.validated(overrides)
+    except SetParamError as exc:
         raise GridError(str(exc)) from None

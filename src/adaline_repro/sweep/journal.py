@@ -3,7 +3,7 @@ interrupted (Ctrl-C, the driver or the head node dying) resumes with the same co
 
 A line is written whole or not at all as far as a reader is concerned: a torn last line (the process died
 mid-write) is ignored and that trial runs again. The journal's folder is named by everything a trial's
-bytes depend on (sweep/run.py's key), so a resumed sweep never mixes results of other code or params.
+bytes depend on (driver.py's key), so a resumed sweep never mixes results of other code or params.
 """
 
 from __future__ import annotations
@@ -12,15 +12,17 @@ import json
 import os
 from pathlib import Path
 
+from adaline_repro.sweep.trial import TrialRecord
+
 
 class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
 
-    def done(self) -> dict[str, dict]:
+    def done(self) -> dict[str, TrialRecord]:
         """Trial id -> its record, for every complete line (the last record of an id wins)."""
-        records: dict[str, dict] = {}
+        records: dict[str, TrialRecord] = {}
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -31,14 +33,14 @@ class Journal:
             except json.JSONDecodeError:  # a line torn by a crash: that trial runs again
                 continue
             if isinstance(record, dict) and isinstance(record.get("id"), str):
-                records[record["id"]] = record
+                records[record["id"]] = TrialRecord.from_json(record)
         return records
 
-    def append(self, records: list[dict]) -> None:
+    def append(self, records: list[TrialRecord]) -> None:
         """Add finished trials, flushed to disk before returning."""
         if not records:
             return
-        lines = "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n" for r in records)
+        lines = "".join(json.dumps(r.to_json(), sort_keys=True, allow_nan=False) + "\n" for r in records)
         with self.path.open("a", encoding="utf-8") as fh:
             if fh.tell() and not self._ends_with_newline():
                 fh.write("\n")  # after a torn line, start a fresh one

@@ -1,23 +1,23 @@
-"""The sweep's Markdown summary (summary.md): how many trials agree, every trial whose backends differ with
-its first diverging step and likely cause (the divergence locator's line), and the accuracy across seeds at
-the lecture's settings, with where the committed run's accuracy falls among them."""
+"""The sweep's Markdown summary (summary.md), read off the results frame (table.py): how many trials agree,
+every trial whose backends differ with its first diverging step and likely cause (the divergence locator's
+sentence), and the accuracy across seeds at the lecture's settings, with where the committed run's accuracy
+falls among them."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from adaline_repro import divergence
-from adaline_repro.sweep.grid import Trial
-from adaline_repro.sweep.table import AGREE, DIFFER, ERROR, summary, swept_keys, value, verdict
+import pandas as pd
+
+from adaline_repro.sweep.table import AGREE, DIFFER, ERROR, summary, value
 
 SEEDS = ("prepare.seed", "train.seed")  # what "across seeds" varies; every other key is a setting
 
 
-def markdown(trials: Sequence[Trial], records: dict[str, dict], raw: dict, committed: dict[str, dict]) -> str:
-    """`raw` is params.yaml (the lecture's settings); `committed` each backend's metrics as the checkout's
-    own run wrote them (empty where there is none)."""
-    counts = summary(trials, records)
+def markdown(results: pd.DataFrame, keys: Sequence[str], raw: dict, committed: Mapping[str, dict]) -> str:
+    """`keys`: the swept keys (columns of `results`); `raw` is params.yaml (the lecture's settings);
+    `committed` each backend's metrics as the checkout's own run wrote them (empty where there is none)."""
+    counts = summary(results)
     share = "" if counts["agree_share"] is None else f" ({100 * counts['agree_share']:.1f} % of those that ran)"
     lines = [
         "# Sweep summary",
@@ -26,50 +26,42 @@ def markdown(trials: Sequence[Trial], records: dict[str, dict], raw: dict, commi
         f"{counts[ERROR]} failed (a stage refused the configuration).",
         "",
     ]
-    lines += _differing(trials, records)
-    lines += _at_the_lecture_settings(trials, records, raw, committed)
+    lines += _differing(results, keys)
+    lines += _at_the_lecture_settings(results, keys, raw, committed)
     return "\n".join(lines) + "\n"
 
 
-def _settings(trial: Trial, record: dict, keys: Sequence[str]) -> str:
-    return " ".join(f"{k}={value(record, k)}" for k in keys) or trial.id
-
-
-def _differing(trials: Sequence[Trial], records: dict[str, dict]) -> list[str]:
-    keys = swept_keys(trials)
-    differ = [t for t in trials if verdict(records[t.id]) == DIFFER]
+def _differing(results: pd.DataFrame, keys: Sequence[str]) -> list[str]:
+    differ = results[results["verdict"] == DIFFER]
     lines = ["## Trials whose backends differ", ""]
-    if not differ:
+    if differ.empty:
         return [*lines, "None.", ""]
     lines += ["| trial | settings | where and why the backends part |", "|---|---|---|"]
-    for trial in differ:
-        record = records[trial.id]
-        line = divergence.sentence(record["compare"].get("first_divergence"))
-        lines.append(f"| {trial.id} | {_settings(trial, record, keys)} | {line} |")
+    for _, row in differ.iterrows():
+        settings = " ".join(f"{k}={row[k]}" for k in keys) or row["trial"]
+        lines.append(f"| {row['trial']} | {settings} | {row['sentence']} |")
     return [*lines, ""]
 
 
 def _at_the_lecture_settings(
-    trials: Sequence[Trial], records: dict[str, dict], raw: dict, committed: dict[str, dict]
+    results: pd.DataFrame, keys: Sequence[str], raw: dict, committed: Mapping[str, dict]
 ) -> list[str]:
-    keys = [k for k in swept_keys(trials) if k not in SEEDS]
-    lecture = {k: value({"params": raw}, k) for k in keys}
-    chosen = [records[t.id] for t in trials if all(value(records[t.id], k) == v for k, v in lecture.items())]
-    ran = [r for r in chosen if not r.get("error")]
-    where = ", ".join(f"{k}={v}" for k, v in lecture.items()) or "params.yaml's settings"
+    settings = {k: value(raw, k) for k in keys if k not in SEEDS}
+    at = results[(results[list(settings)] == pd.Series(settings)).all(axis=1)] if settings else results
+    ran = at[at["verdict"] != ERROR]
+    where = ", ".join(f"{k}={v}" for k, v in settings.items()) or "params.yaml's settings"
     lines = [f"## Accuracy across seeds at the lecture's settings ({where})", ""]
-    if not ran:
+    if ran.empty:
         return [*lines, "No trial of this sweep ran at these settings.", ""]
     backend = raw["train"]["backends"][0]  # they agree here, or the table above lists the trial
-    lines += [f"{len(ran)} trials over {', '.join(k for k in SEEDS if k in swept_keys(trials)) or 'no seed'}; "
-              f"{backend}'s accuracy (how many trials reach each value):", ""]  # fmt: skip
+    seeds = ", ".join(k for k in SEEDS if k in keys) or "no seed"
+    lines += [f"{len(ran)} trials over {seeds}; {backend}'s accuracy (how many trials reach each value):", ""]
     for metric in ("train_accuracy", "test_accuracy"):
-        seen = Counter(r["metrics"][backend][metric] for r in ran)
+        seen = ran[f"{backend}.{metric}"].value_counts().sort_index()
         mine = committed.get(backend, {}).get(metric)
-        lines.append(f"- **{metric}**: " + ", ".join(f"{_pct(a)} ({n})" for a, n in sorted(seen.items())))
+        lines.append(f"- **{metric}**: " + ", ".join(f"{_pct(a)} ({n})" for a, n in seen.items()))
         if mine is not None:
-            below = sum(n for a, n in seen.items() if a < mine)
-            same = seen.get(mine, 0)
+            below, same = int(seen[seen.index < mine].sum()), int(seen.get(mine, 0))
             lines.append(f"  - the committed run (params.yaml's own seeds), {_pct(mine)}: {below} of {len(ran)} "
                          f"trials score lower, {same} the same, {len(ran) - below - same} higher")  # fmt: skip
     return [*lines, ""]

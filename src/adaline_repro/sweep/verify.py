@@ -14,16 +14,19 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from adaline_repro.errors import EXIT_OK, EXIT_VERIFY
-from adaline_repro.ops.check import scratch_env
-from adaline_repro.ops.worktree import copy_worktree
-from adaline_repro.paths import PipelinePaths
+from adaline_repro.core.checkout import PipelinePaths
+from adaline_repro.core.errors import EXIT_OK, EXIT_VERIFY
+from adaline_repro.ops.check import copy_worktree, scratch_env
 from adaline_repro.sweep.grid import Trial
-from adaline_repro.sweep.trial import dvc_md5
+from adaline_repro.sweep.trial import TrialRecord, dvc_md5
 
 
 def verify(
-    root: Path, chosen: Sequence[Trial], records: dict[str, dict], paths: PipelinePaths, say: Callable[[str], None]
+    root: Path,
+    chosen: Sequence[Trial],
+    records: dict[str, TrialRecord],
+    paths: PipelinePaths,
+    say: Callable[[str], None],
 ) -> int:
     """EXIT_OK when every chosen trial's bytes are DVC's; else EXIT_VERIFY, naming each trial and file."""
     scratch = copy_worktree(root, Path(tempfile.mkdtemp(prefix="adaline-sweep-verify-")))
@@ -48,16 +51,16 @@ def verify(
     return EXIT_OK
 
 
-def _differences(trial: Trial, record: dict, scratch: Path, returncode: int, log: str) -> list[str]:
-    if record.get("error"):
+def _differences(trial: Trial, record: TrialRecord, scratch: Path, returncode: int, log: str) -> list[str]:
+    if record.error:
         if returncode == 0:
-            return [f"failed in the sweep ({record['error']}) but dvc exp run succeeded"]
+            return [f"failed in the sweep ({record.error}) but dvc exp run succeeded"]
         return []
-    if returncode != 0 and record["compare"]["passed"]:
+    if returncode != 0 and record.report.passed:
         tail = log.strip().splitlines()[-1] if log.strip() else ""
         return [f"dvc exp run failed (exit {returncode}: {tail}) where the sweep's trial passed"]
     out = []
-    for name, md5 in sorted(record["files"].items()):
+    for name, md5 in sorted(record.files.items()):
         path = scratch / name
         if not path.is_file():
             out.append(f"{name}: missing after dvc exp run")

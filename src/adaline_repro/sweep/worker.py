@@ -12,15 +12,18 @@ silently mixed in.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import resource
 import socket
 
-from adaline_repro import cpu_pins
-from adaline_repro.paths import PipelinePaths
+from adaline_repro.core import cpu_pins
+from adaline_repro.core.checkout import PipelinePaths
+from adaline_repro.dvc_support.overrides import Overrides
 from adaline_repro.sweep import trial
 from adaline_repro.sweep.grid import Trial
+from adaline_repro.sweep.trial import TrialRecord
 
 _reported: list[bool] = []  # whether this process has sent its fingerprint
 
@@ -40,7 +43,7 @@ def refusals(reference: dict, mine: dict) -> list[str]:
     return [str(d) for d in differences(reference, mine) if d.explains_bytes]
 
 
-def run(overrides: tuple[str, ...], raw: dict, paths: PipelinePaths, reference: dict) -> dict:
+def task(overrides: tuple[str, ...], applied: Overrides, paths: PipelinePaths, reference: dict) -> TrialRecord:
     """One trial's record, with where it ran; or its refusal, naming what differs, without running it."""
     import torch
 
@@ -49,20 +52,14 @@ def run(overrides: tuple[str, ...], raw: dict, paths: PipelinePaths, reference: 
     mine = kernels()
     worker = {"host": socket.gethostname(), "pid": os.getpid(), "node": _node_id()}
     if refused := refusals(reference, mine):
-        return {"id": Trial(overrides).id, "refused": refused, "worker": worker}
-    record = trial.run(Trial(overrides), raw, paths)
+        return TrialRecord(Trial(overrides).id, overrides, worker=worker, refused=tuple(refused))
+    record = trial.execute(Trial(overrides), applied, paths)
     # The process's peak resident memory so far (kB on Linux): the bench reports memory per worker from it.
-    record["worker"] = {**worker, "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
-    if not _reported:  # once per process: the journal then holds every worker's fingerprint
-        record["fingerprint"] = mine
+    worker["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    first = not _reported  # once per process: the journal then holds every worker's fingerprint
+    if first:
         _reported.append(True)
-    return record
-
-
-def probe(reference: dict) -> dict:
-    """A task that only reports where it runs and what differs from the driver (the sweep's first look at
-    every node)."""
-    return {"node": _node_id(), "host": socket.gethostname(), "refused": refusals(reference, kernels())}
+    return dataclasses.replace(record, worker=worker, fingerprint=mine if first else None)
 
 
 def _node_id() -> str:

@@ -1,5 +1,12 @@
-"""One execution as the tracking store gets it: its params, curves, accuracies and verdict gathered from the
-outputs on disk, logged once per store (the marker says which store already holds it).
+"""One execution as the tracking store gets it, logged once per store: its params, curves, accuracies and
+verdict gathered from the outputs on disk, and its identity, which the track stage's marker keeps.
+
+The marker (`.tracking/logged.json`, machine-local) says which execution this checkout logged, and beside it
+(`logged.json.uri`) to which store. An execution is identified by its code (the track stage's modules), its
+params, every result file, the compare report and the raw data; the marker holds those digests,
+deterministically (no run ids, so dvc.lock stays reproducible), and the parent run is tagged with the
+marker's own digest. The store is written to only when the marker does not already vouch for this execution
+in this store, and not at all when the store holds it already (logged from another branch or checkout).
 
 The verdict comes from reports/compare.json, which holds no tolerances: changing only the tolerances
 re-runs compare alone, and the store is logged to again only when the verdict itself changes.
@@ -12,21 +19,18 @@ import hashlib
 import importlib.metadata
 import os
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adaline_repro import divergence
-from adaline_repro.agreement import difference_table
-from adaline_repro.files import atomic_write_text, json_text, read_json, sha256_file
-from adaline_repro.lockfile import locked_paths
-from adaline_repro.params import Params, as_dict
-from adaline_repro.paths import stage_deps
-from adaline_repro.results import ExecutionInputs, ResultDirs, read_curve, read_model
-from adaline_repro.workspace import marker_uri_file
+from adaline_repro.comparison import Report, likely_causes, markdown, sentence
+from adaline_repro.core.checkout import locked_paths, pipeline_paths, stage_deps
+from adaline_repro.core.files import atomic_write_text, json_text, read_json, sha256_file
+from adaline_repro.core.params import Params, as_dict
+from adaline_repro.core.results import ExecutionInputs, ResultDirs, read_curve, read_model
+from adaline_repro.core.tracking_uri import check_tracking_store, embedded_db, redacted, tracking_uri
 
-if TYPE_CHECKING:  # tracking imports mlflow (seconds): only the function that logs pays for it
-    from adaline_repro.tracking.store import Execution
+if TYPE_CHECKING:  # runs.py imports mlflow (seconds): only an execution that is logged pays for it
+    from adaline_repro.tracking.runs import Execution
 
 
 def _git(root: Path, *args: str) -> str | None:
@@ -67,82 +71,48 @@ def flat_params(params: Params) -> dict[str, str]:
     return flat
 
 
-def verdict(report: dict) -> tuple[dict[str, float], dict[str, str]]:
+def verdict(report: Report) -> tuple[dict[str, float], dict[str, str]]:
     """(parent metrics, parent tags) that show the comparison without opening an artifact."""
-    metrics = {"compare_passed": float(report["passed"])}
-    found = report["first_divergence"]
+    metrics = {"compare_passed": float(report.passed)}
+    found = report.divergence
     tags = {
-        "compare.verdict": "passed" if report["passed"] else "failed",
-        "compare.first_divergence": "none" if found is None else found["label"],
-        "compare.likely_cause": "none" if found is None else divergence.likely_causes(found),
+        "compare.verdict": "passed" if report.passed else "failed",
+        "compare.first_divergence": "none" if found is None else found.label,
+        "compare.likely_cause": "none" if found is None else likely_causes(found),
     }
     for quantity in ("train_mse", "weights", "predictions"):
-        largest = report["largest_abs_diff"][quantity]
+        largest = report.largest(quantity)
         tags[f"compare.largest_abs_diff.{quantity}"] = "not comparable" if largest is None else f"{largest:.3g}"
         if largest is not None:
             metrics[f"compare_max_abs_diff_{quantity}"] = largest
     return metrics, tags
 
 
-def parent_name(report: dict) -> str:
+def parent_name(report: Report) -> str:
     """`pipeline: passed (max diff 5e-08)`: the verdict where the runs table shows it first."""
-    largest = [report["largest_abs_diff"][q] for q in ("train_mse", "weights")]
+    largest = [report.largest(q) for q in ("train_mse", "weights")]
     if any(v is None for v in largest):
         return "pipeline: FAILED (not comparable)"
-    return f"pipeline: {'passed' if report['passed'] else 'FAILED'} (max diff {max(largest):.1g})"
+    return f"pipeline: {'passed' if report.passed else 'FAILED'} (max diff {max(largest):.1g})"
 
 
-def note(report: dict) -> str:
+def note(report: Report) -> str:
     """The parent run's description: the verdict and the table of differences."""
-    verdict = "passed: the backends agree" if report["passed"] else "FAILED: the backends differ"
-    found = report["first_divergence"]
+    verdict = "passed: the backends agree" if report.passed else "FAILED: the backends differ"
+    found = report.divergence
     return (
-        (f"{divergence.sentence(found)}\n\n" if found else "")
+        (f"{sentence(found)}\n\n" if found else "")
         + f"**Compare {verdict}** (tolerances: params.yaml `compare` at this commit; "
-        f"predictions and accuracies exactly).\n\n{difference_table(report)}\n"
-        f"{divergence.markdown(report['first_divergence'])}"
+        f"predictions and accuracies exactly).\n\n{report.difference_table()}\n"
+        f"{markdown(found)}"
     )
-
-
-def marker_text(params: Params, dirs: ResultDirs, report: dict, raw_sha256: str) -> str:
-    """What the marker output holds: what was logged, deterministically (no run ids, so dvc.lock stays
-    reproducible), and specific enough that a different execution never matches it: the code (the track
-    stage's modules), the params, every result file, the compare report and the raw data."""
-    files = {backend: [sha256_file(path) for path in dirs.files(backend)] for backend in params.train.backends}
-    content = json_text({"params": flat_params(params), "results": files, "compare": report})
-    return json_text(
-        {
-            "backends": list(params.train.backends),
-            "code_sha256": code_sha256(),
-            "compare_passed": report["passed"],
-            "content_sha256": hashlib.sha256(content.encode("utf-8")).hexdigest(),
-            "data_sha256": raw_sha256,
-            "experiment": params.tracking.experiment,
-        }
-    )
-
-
-def code_sha256() -> str:
-    """The code that made the execution: the track stage's modules as dvc.yaml lists them (every module
-    the logged record derives from), each by its path and bytes."""
-    root = Path(__file__).resolve().parents[3]  # the checkout this code runs from (a DVC temp copy's own)
-    digest = hashlib.sha256()
-    for name in sorted(d for d in stage_deps(root, "track") if d.startswith("src/")):
-        digest.update(f"{name}\0".encode())
-        digest.update(hashlib.sha256((root / name).read_bytes()).digest())
-    return digest.hexdigest()
-
-
-def execution_id(marker: str) -> str:
-    """The id a parent run is tagged with: the sha256 of the marker text (code, params, outputs, data)."""
-    return hashlib.sha256(marker.encode("utf-8")).hexdigest()
 
 
 def build_execution(
-    params: Params, dirs: ResultDirs, inputs: ExecutionInputs, report: dict, raw_sha256: str
+    params: Params, dirs: ResultDirs, inputs: ExecutionInputs, report: Report, raw_sha256: str
 ) -> Execution:
-    """The Execution to log, from the outputs on disk (tracking is imported here, not at module load)."""
-    from adaline_repro.tracking.store import BackendRun, Dataset, Execution
+    """The Execution to log, from the outputs on disk (runs.py is imported here, not at module load)."""
+    from adaline_repro.tracking.runs import BackendRun, Dataset, Execution
 
     metrics, tags = verdict(report)
     backends = []
@@ -173,61 +143,118 @@ def build_execution(
         ],
         verdict=metrics,
         verdict_tags=tags,
-        reports={"compare.json": json_text(report)},
+        reports={"compare.json": json_text(report.to_json())},
         note=note(report),
         parent_artifacts=[inputs.figure],
         parent_name=parent_name(report),
     )
 
 
-@dataclass(frozen=True)
-class Logged:
-    parent: str | None  # the parent run id, or None when the store already held this execution
-    orphans_ended: int = 0  # runs a dead process of this checkout had left RUNNING, now KILLED
-
-
-def log(params: Params, dirs: ResultDirs, inputs: ExecutionInputs, report: dict, marker: Path) -> Logged:
-    """Log the execution unless the marker says this store already has it; then write the marker."""
-    from adaline_repro.workspace import tracking_uri
-
+def log_and_say(
+    params: Params, dirs: ResultDirs, inputs: ExecutionInputs, report: Report, marker: Path, stage: str = "track"
+) -> str:
+    """Log the execution unless this store holds it already, write the marker, and say which in one line
+    (`stage`: track, or compare when it fails), with any runs a dead process had left RUNNING."""
     uri = tracking_uri()
     raw_sha256 = sha256_file(inputs.raw)
     text = marker_text(params, dirs, report, raw_sha256)
-    uri_file = marker_uri_file(marker)
-    if (
-        marker.exists()
-        and uri_file.exists()
-        and marker.read_text(encoding="utf-8") == text
-        and uri_file.read_text(encoding="utf-8").strip() == uri
-    ):
-        return Logged(None)  # MLflow is not even imported
-    from adaline_repro.tracking.store import EXECUTION_TAG, end_orphaned_runs, holds_execution, log_execution
+    verdict = "passed" if report.passed else "FAILED"
+    held = f"{stage}: {redacted(uri)} already holds this execution (compare {verdict})"
+    if vouches(marker, text, uri):
+        return held  # MLflow is not even imported
+    from adaline_repro.tracking.runs import log_execution
+    from adaline_repro.tracking.store import EXECUTION_TAG, end_orphaned_runs, holds_execution
 
     ended = end_orphaned_runs(uri)
     eid = execution_id(text)
     if holds_execution(uri, params.tracking.experiment, eid) is not None:  # logged before, e.g. on another branch
         write_marker(marker, text, uri)
-        return Logged(None, ended)
+        return held
     execution = build_execution(params, dirs, inputs, report, raw_sha256)
     parent = log_execution(uri, dataclasses.replace(execution, tags={**execution.tags, EXECUTION_TAG: eid}))
     write_marker(marker, text, uri)
-    return Logged(parent, ended)
+    line = f"{stage}: logged run {parent} and {len(params.train.backends)} backend runs (compare {verdict})"
+    if ended:
+        line += f"; marked {ended} run(s) KILLED that a dead process of this checkout left RUNNING"
+    return line
+
+
+# --- the marker: which execution this checkout logged, and where -------------------------------------
+
+
+def uri_file(marker: Path) -> Path:
+    """Beside the marker: the store it vouches for, so `./pipeline repro` can notice a switch of store."""
+    return marker.with_name(marker.name + ".uri")
+
+
+def marker_text(params: Params, dirs: ResultDirs, report: Report, raw_sha256: str) -> str:
+    """What the marker holds: specific enough that a different execution never matches it."""
+    files = {backend: [sha256_file(path) for path in dirs.files(backend)] for backend in params.train.backends}
+    content = json_text({"params": flat_params(params), "results": files, "compare": report.to_json()})
+    return json_text(
+        {
+            "backends": list(params.train.backends),
+            "code_sha256": code_sha256(),
+            "compare_passed": report.passed,
+            "content_sha256": hashlib.sha256(content.encode("utf-8")).hexdigest(),
+            "data_sha256": raw_sha256,
+            "experiment": params.tracking.experiment,
+        }
+    )
+
+
+def code_sha256() -> str:
+    """The code that made the execution: every module the track stage's deps name in dvc.yaml (a folder's
+    modules, each), by its path and bytes."""
+    root = Path(__file__).resolve().parents[3]  # the checkout this code runs from (a DVC temp copy's own)
+    digest = hashlib.sha256()
+    for dep in stage_deps(root, "track"):
+        path = root / dep
+        if not dep.startswith("src/"):
+            continue
+        for module in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            name = module.relative_to(root).as_posix()
+            digest.update(f"{name}\0".encode())
+            digest.update(hashlib.sha256(module.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def execution_id(text: str) -> str:
+    """The id a parent run is tagged with: the sha256 of the marker text (code, params, outputs, data)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def vouches(marker: Path, text: str, uri: str) -> bool:
+    """The marker says this execution was logged to this store."""
+    found = uri_file(marker)
+    return (
+        marker.exists()
+        and found.exists()
+        and marker.read_text(encoding="utf-8") == text
+        and found.read_text(encoding="utf-8").strip() == uri
+    )
 
 
 def write_marker(marker: Path, text: str, uri: str) -> None:
-    atomic_write_text(marker_uri_file(marker), uri + "\n")
+    atomic_write_text(uri_file(marker), uri + "\n")
     atomic_write_text(marker, text)
 
 
-def logged_line(logged: Logged, params: Params, report: dict, stage: str = "track") -> str:
-    """What `stage` (track, or compare when it fails) says about the store: logged now, or already there
-    (and any orphaned runs it ended)."""
-    from adaline_repro.workspace import redacted, tracking_uri
+def prepare_store(root: Path) -> None:
+    """Before DVC starts: a tracking server must answer; the embedded store is created once (before any
+    parallel use); a marker that vouches for runs in another (or a deleted) store is removed, so DVC runs
+    the track stage again."""
+    uri = tracking_uri(root)
+    check_tracking_store(uri)
+    db = embedded_db(uri)
+    marker = root / pipeline_paths(root).marker
+    found = uri_file(marker)
+    if found.exists():
+        logged_to = found.read_text(encoding="utf-8").strip()
+        if logged_to != uri or (db is not None and not db.exists()):
+            marker.unlink(missing_ok=True)
+            found.unlink()
+    if db is not None and not db.exists():
+        from adaline_repro.tracking.store import init_store  # MLflow: seconds, paid only for a new store
 
-    verdict = "passed" if report["passed"] else "FAILED"
-    if logged.parent is None:
-        return f"{stage}: {redacted(tracking_uri())} already holds this execution (compare {verdict})"
-    line = f"{stage}: logged run {logged.parent} and {len(params.train.backends)} backend runs (compare {verdict})"
-    if logged.orphans_ended:
-        line += f"; marked {logged.orphans_ended} run(s) KILLED that a dead process of this checkout left RUNNING"
-    return line
+        init_store(uri)

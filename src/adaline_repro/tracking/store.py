@@ -1,4 +1,7 @@
-"""The only module that talks to MLflow: one parent run per pipeline execution, one child per backend."""
+"""The MLflow store: opening it (its tables created once, under a lock), its experiments, the failures that
+become one line, finding what it holds (an execution by its id, the latest one), and the runs a dead process
+of this checkout left RUNNING (a SIGKILL ends no run), marked KILLED. Writing an execution's runs is
+runs.py's; a sweep's, sweep_runs.py's."""
 
 from __future__ import annotations
 
@@ -7,26 +10,21 @@ import os
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
-import logging
-import time
-import warnings
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 import requests
 import sqlalchemy.exc
 from filelock import FileLock, Timeout
-from mlflow.data.dataset_source_registry import resolve_dataset_source
-from mlflow.data.meta_dataset import MetaDataset
-from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
+from mlflow.entities import RunStatus
 
-from adaline_repro import processes
-from adaline_repro.errors import StoreError
-from adaline_repro.processes import ProcessId
-from adaline_repro.workspace import artifact_location, checkout_id, embedded_db, redacted
-
-log = logging.getLogger(__name__)
+from adaline_repro.core import processes
+from adaline_repro.core.checkout import checkout_id, repository_root
+from adaline_repro.core.errors import ReproError, StoreError
+from adaline_repro.core.processes import ProcessId
+from adaline_repro.core.tracking_uri import artifact_location, check_tracking_store, embedded_db, redacted, tracking_uri
 
 _INIT_LOCK_TIMEOUT_S = 300  # creating the tables takes seconds; a stuck holder must not hang us forever
 # How long a write to the embedded store waits for another writer (a parallel queued experiment, the UI)
@@ -37,7 +35,7 @@ ROLE_TAG = "adaline.role"  # "execution" on parent runs, which is how latest_exe
 # whose process is gone was left by a kill; end_orphaned_runs marks those of this checkout KILLED.
 CHECKOUT_TAG = "adaline.checkout"
 PROCESS_TAG = "adaline.process"
-# What identifies an execution (tracking/execution.py, execution_id): a parent run with this tag, FINISHED,
+# What identifies an execution (tracking/marker.py, execution_id): a parent run with this tag, FINISHED,
 # means the store already holds it, whichever checkout or branch logged it.
 EXECUTION_TAG = "adaline.execution"
 
@@ -62,40 +60,6 @@ def store_error(uri: str, exc: BaseException) -> TrackingError:
         )
     first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return TrackingError(f"tracking store {redacted(uri)}: {first_line}")
-
-
-@dataclass(frozen=True)
-class Dataset:
-    name: str
-    path: Path
-    digest: str
-    context: str  # "training" or "evaluation"
-
-
-@dataclass(frozen=True)
-class BackendRun:
-    backend: str
-    device: str
-    losses: list[float]  # train MSE for epochs 1..N
-    metrics: dict[str, float]  # train_accuracy, test_accuracy, train_mse
-    artifacts: dict[str, Path]  # artifact name (the same in every backend run, so the UI lines them up) -> file
-
-
-@dataclass(frozen=True)
-class Execution:
-    """Everything one pipeline execution logs."""
-
-    experiment: str
-    params: dict[str, str]  # shared by every run; children add `backend`
-    tags: dict[str, str]  # shared by every run
-    backends: list[BackendRun]
-    datasets: list[Dataset]
-    verdict: dict[str, float]  # parent metrics: compare_passed, compare_max_abs_diff_<quantity>
-    verdict_tags: dict[str, str]
-    reports: dict[str, str] = field(default_factory=dict)  # artifact file name -> text, on the parent
-    parent_artifacts: list[Path] = field(default_factory=list)
-    parent_name: str = "pipeline"  # the runs table shows names first: track puts the verdict in it
-    note: str = ""  # the parent run's description (markdown)
 
 
 def client(uri: str) -> mlflow.MlflowClient:
@@ -136,110 +100,6 @@ def ensure_experiment(c: mlflow.MlflowClient, name: str, uri: str) -> str:
         if experiment.tags.get(key) != value:
             c.set_experiment_tag(experiment.experiment_id, key, value)
     return experiment.experiment_id
-
-
-def _dataset_input(dataset: Dataset) -> DatasetInput:
-    with warnings.catch_warnings():
-        # A local path matches two equivalent local-artifact source types; MLflow warns and picks one.
-        warnings.simplefilter("ignore", UserWarning)
-        source = resolve_dataset_source(str(dataset.path))
-    meta = MetaDataset(source=source, name=dataset.name, digest=dataset.digest)
-    return DatasetInput(meta._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", dataset.context)])
-
-
-# MLflow creates a dataset row on first use by a look-up then an insert, not atomically: two executions that
-# log the same data at once (queued experiments share the prepared data) race, and the loser's insert breaks
-# the datasets table's unique key. Its transaction is rolled back whole, so logging again finds the row.
-# SQLite names the key's columns; PostgreSQL (behind a server) the key, dataset_pk.
-_DATASET_RACE = ("datasets.experiment_id, datasets.name, datasets.digest", '"dataset_pk"')
-_DATASET_ATTEMPTS = 3
-
-
-def log_inputs(c: mlflow.MlflowClient, run_id: str, inputs: list[DatasetInput]) -> None:
-    """`log_inputs`, again when another process created one of the datasets between MLflow's look-up and
-    its insert (a unique-key failure of the datasets table, through SQLAlchemy or a tracking server)."""
-    for attempt in range(1, _DATASET_ATTEMPTS + 1):
-        try:
-            c.log_inputs(run_id, datasets=inputs)
-            return
-        except (sqlalchemy.exc.IntegrityError, mlflow.exceptions.MlflowException) as exc:
-            if attempt == _DATASET_ATTEMPTS or not any(key in str(exc) for key in _DATASET_RACE):
-                raise
-            log.info("dataset created meanwhile by another process; logging the inputs of %s again", run_id)
-
-
-def log_execution(uri: str, execution: Execution) -> str:
-    """Log the parent and one child per backend; every run ends FINISHED, or FAILED/KILLED on error.
-
-    Returns the parent run id.
-    """
-    init_store(uri)
-    c = client(uri)
-    running: list[str] = []  # runs created and not yet terminated
-    owner = {CHECKOUT_TAG: checkout_id(), PROCESS_TAG: str(processes.current())}
-    try:
-        experiment_id = ensure_experiment(c, execution.experiment, uri)
-        now = int(time.time() * 1000)
-        note = {"mlflow.note.content": execution.note} if execution.note else {}
-        parent = c.create_run(
-            experiment_id,
-            start_time=now,
-            run_name=execution.parent_name,
-            tags={**execution.tags, **owner, **note, ROLE_TAG: "execution"},
-        )
-        running.append(parent.info.run_id)
-        c.log_batch(
-            parent.info.run_id,
-            metrics=[Metric(k, v, now, 0) for k, v in sorted(execution.verdict.items())],
-            params=[
-                Param(k, v)
-                for k, v in sorted(
-                    {**execution.params, "train.backends": ",".join(b.backend for b in execution.backends)}.items()
-                )
-            ],
-            tags=[RunTag(k, v) for k, v in sorted(execution.verdict_tags.items())],
-        )
-        for name, text in sorted(execution.reports.items()):
-            c.log_text(parent.info.run_id, text, name)
-        for path in execution.parent_artifacts:
-            c.log_artifact(parent.info.run_id, str(path))
-        inputs = [_dataset_input(d) for d in execution.datasets]
-        for backend in execution.backends:
-            child = c.create_run(
-                experiment_id,
-                start_time=now,
-                run_name=f"{backend.backend}@{backend.device}",
-                tags={
-                    **execution.tags,
-                    **owner,
-                    "mlflow.parentRunId": parent.info.run_id,
-                    "backend": backend.backend,
-                    "device": backend.device,
-                },
-            )
-            running.append(child.info.run_id)
-            metrics = [Metric("train_mse", v, now, epoch) for epoch, v in enumerate(backend.losses, start=1)]
-            metrics += [Metric(k, v, now, 0) for k, v in sorted(backend.metrics.items()) if k != "train_mse"]
-            params = {**execution.params, "backend": backend.backend}
-            c.log_batch(child.info.run_id, metrics=metrics, params=[Param(k, v) for k, v in sorted(params.items())])
-            log_inputs(c, child.info.run_id, inputs)
-            for name, path in sorted(backend.artifacts.items()):
-                c.log_text(child.info.run_id, path.read_text(encoding="utf-8"), name)
-            c.set_terminated(child.info.run_id, RunStatus.to_string(RunStatus.FINISHED))
-            running.remove(child.info.run_id)
-        c.set_terminated(parent.info.run_id, RunStatus.to_string(RunStatus.FINISHED))
-        running.remove(parent.info.run_id)
-        return parent.info.run_id
-    except BaseException as exc:
-        status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt | SystemExit) else RunStatus.FAILED
-        for run_id in reversed(running):
-            try:
-                c.set_terminated(run_id, RunStatus.to_string(status))
-            except Exception:  # the store may be what failed; nothing more to do for this run
-                log.warning("could not mark run %s as %s", run_id, RunStatus.to_string(status))
-        if isinstance(exc, STORE_FAILURES):
-            raise store_error(uri, exc) from exc
-        raise
 
 
 def end_orphaned_runs(uri: str) -> int:
@@ -306,3 +166,22 @@ def latest_execution(uri: str, experiment: str) -> LatestExecution | None:
     children = c.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent}'")
     ordered = sorted(children, key=lambda r: r.info.run_name)
     return LatestExecution(experiment_id, parent, [r.info.run_id for r in ordered])
+
+
+def mark_killed(root: Path, say: Callable[[str], None]) -> None:
+    """Mark KILLED the runs a dead process of this checkout left RUNNING (imports MLflow: seconds, paid only
+    after a process died). A store that cannot be reached is said, not fatal: the track stage does the
+    same whenever it logs."""
+    uri = tracking_uri(repository_root(root))
+    db = embedded_db(uri)
+    if db is not None and not db.exists():
+        return
+    try:
+        check_tracking_store(uri)
+        ended = end_orphaned_runs(uri)
+    except ReproError as exc:
+        say(f"could not mark the MLflow runs of dead processes KILLED: {exc}")
+        return
+    if ended:
+        say(f"marked {ended} MLflow run{'s' if ended != 1 else ''} KILLED that a dead process of this "
+            "checkout had left RUNNING")  # fmt: skip

@@ -1,5 +1,6 @@
 """A sweep in MLflow: one parent run per sweep, with the results table (`log_table`), the agreement map and
-the summary; one child run per trial with its swept values as params, its metrics and its verdict as tags.
+the summary; one child run per trial with its swept values as params, its metrics and its verdict as tags,
+written by a thread beside the trials (SweepWriter).
 
 Logged to the store `./pipeline repro` uses, in the experiment `<tracking.experiment>-sweeps`, so the
 pipeline's own executions stay on their own. Each child takes three writes (create, one `log_batch`,
@@ -10,6 +11,8 @@ and logs only the trials it has no child for, so every trial is in MLflow exactl
 from __future__ import annotations
 
 import contextlib
+import queue
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -49,22 +52,21 @@ class SweepLog:
             self.logged = _children(self._c, self.experiment_id, self.parent)
         self.added = 0
 
-    def trial(self, row: dict) -> None:
-        """One trial's child run, unless it has one: {"id", "params": {key: text}, "metrics": {name: float},
-        "tags": {name: text}}."""
-        if row["id"] in self.logged:
+    def trial(self, trial_id: str, params: dict[str, str], metrics: dict[str, float], tags: dict[str, str]) -> None:
+        """One trial's child run, unless it has one: its swept values as params, its numbers as metrics."""
+        if trial_id in self.logged:
             return
         now = int(time.time() * 1000)
-        tags = {**row["tags"], SWEEP_TAG: self.key, TRIAL_TAG: row["id"], PARENT_TAG: self.parent}
+        tags = {**tags, SWEEP_TAG: self.key, TRIAL_TAG: trial_id, PARENT_TAG: self.parent}
         with self._failures():
-            child = self._c.create_run(self.experiment_id, start_time=now, run_name=row["id"], tags=tags)
+            child = self._c.create_run(self.experiment_id, start_time=now, run_name=trial_id, tags=tags)
             self._c.log_batch(
                 child.info.run_id,
-                metrics=[Metric(k, v, now, 0) for k, v in sorted(row["metrics"].items())],
-                params=[Param(k, v) for k, v in sorted(row["params"].items())],
+                metrics=[Metric(k, v, now, 0) for k, v in sorted(metrics.items())],
+                params=[Param(k, v) for k, v in sorted(params.items())],
             )
             self._c.set_terminated(child.info.run_id, FINISHED)
-        self.logged.add(row["id"])
+        self.logged.add(trial_id)
         self.added += 1
 
     def finish(self, table: dict[str, list], summary: dict[str, float], artifacts: Sequence[Path]) -> None:
@@ -91,6 +93,60 @@ class SweepLog:
             yield
         except STORE_FAILURES as exc:
             raise store_error(self.uri, exc) from exc
+
+
+class SweepWriter:
+    """A sweep's logging beside its trials: a thread adds each trial's child run as its record arrives, so the
+    store's writes overlap the training instead of following it. Opened before the trials start, so a store
+    that does not answer fails the sweep before minutes of work."""
+
+    def __init__(self, uri: str, experiment: str, key: str) -> None:
+        self.log = SweepLog(uri, experiment, key)
+        self.busy = 0.0  # seconds spent writing to the store
+        self._queue: queue.Queue = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="sweep-mlflow", daemon=True)
+        self._thread.start()
+
+    def put(self, trial_id: str, params: dict[str, str], metrics: dict[str, float], tags: dict[str, str]) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((trial_id, params, metrics, tags))
+
+    def _run(self) -> None:
+        while (run := self._queue.get()) is not None:
+            if self._error is None:
+                started = time.monotonic()
+                try:
+                    self.log.trial(*run)
+                except BaseException as exc:  # handed to the driver's thread, raised there
+                    self._error = exc
+                self.busy += time.monotonic() - started
+
+    def finish(self, table: dict[str, list], summary: dict[str, float], artifacts: Sequence[Path]) -> float:
+        """Wait for the children, then log the parent's table, files and summary; the seconds it took."""
+        started = time.monotonic()
+        self._drain()
+        writing = time.monotonic()
+        self.log.finish(table, summary, artifacts)
+        self.busy += time.monotonic() - writing
+        return time.monotonic() - started
+
+    def _drain(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def interrupted(self) -> None:
+        """Log what arrived, then mark the parent KILLED (a resumed sweep finishes it)."""
+        self._drain()
+        self.log.interrupted()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
 
 def latest_sweep(uri: str, experiment: str) -> LatestExecution | None:

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from msgspec.structs import replace
 
-from adaline_repro import figures
-from adaline_repro.agreement import BackendOutputs, compare, failure_line, load_outputs
-from adaline_repro.files import json_text, read_json
-from adaline_repro.params import CompareParams, load_params, replace
+from adaline_repro.comparison import BackendOutputs, Divergence, compare, figure, load_outputs
+from adaline_repro.core.files import json_text, read_json
+from adaline_repro.core.params import CompareParams, load_params
 from adaline_repro.stages import evaluate
 from adaline_repro.stages.train import shuffle_orders, train, write_result
 from tests.conftest import PATHS, REPO, pairs_with, stored_runs
@@ -27,7 +27,7 @@ def _outputs(tmp_path, name, result, data_dir, train_table, params) -> BackendOu
     dirs = PATHS.results(tmp_path)
     files = (dirs.model(name), dirs.curve(name), dirs.step(name))
     write_result(dataclasses.replace(result, backend=name), train_table.features, *files)
-    evaluate.run(dirs, (name,), data_dir / "train.csv", data_dir / "test.csv", params.evaluate)
+    evaluate.write_outputs(dirs, (name,), data_dir / "train.csv", data_dir / "test.csv", params.evaluate)
     return BackendOutputs(**{**load_outputs(name, dirs).__dict__, "backend": result.backend})
 
 
@@ -44,7 +44,7 @@ def test_default_backends_agree(tmp_path, data_dir, train_table, params):
         for b in params.train.backends
     ]
     report = compare(outs, params.compare)
-    assert report.passed, report.markdown()
+    assert report.passed, report.markdown(params.compare)
     assert report.divergence is None
     assert report.largest("steps") < 1e-7
     assert 0 < report.largest("train_mse") < 1e-7
@@ -104,7 +104,7 @@ def test_one_flipped_prediction_fails_whatever_the_tolerance(reference):
     assert not report.passed
     assert report.largest("predictions") == 1
     assert report.divergence is None
-    assert failure_line(report.as_dict()) == (
+    assert report.failure_line() == (
         "the backends differ in predictions; no update step diverges: the parameters agree after every update"
     )
 
@@ -135,7 +135,7 @@ def test_compare_command_fails_after_logging_the_execution(tmp_path, data_dir, t
     runs = []
     for _ in range(2):
         done = subprocess.run(
-            [sys.executable, "-m", "adaline_repro", "compare", *map(str, args)],
+            [sys.executable, "-m", "adaline_repro.stages.compare", *map(str, args)],
             capture_output=True, text=True, env=env, cwd=tmp_path,
         )  # fmt: skip
         assert done.returncode == 1, done.stderr
@@ -170,10 +170,10 @@ def test_compare_command_fails_after_logging_the_execution(tmp_path, data_dir, t
     note = parent.data.tags["mlflow.note.content"]
     assert "module's learning rate is 1.001 x the configured one; this reproduces" in note
     drawn = (tmp_path / "figure.png").read_bytes()
-    figures.draw(params.train.backends, dirs.curves, tmp_path / "plain.png")
+    figure.draw(params.train.backends, dirs.curves, tmp_path / "plain.png")
     assert drawn.startswith(b"\x89PNG")
     assert drawn != (tmp_path / "plain.png").read_bytes()
-    figures.draw(params.train.backends, dirs.curves, tmp_path / "again.png", found)
+    figure.draw(params.train.backends, dirs.curves, tmp_path / "again.png", Divergence.from_json(found))
     assert drawn == (tmp_path / "again.png").read_bytes()
 
 
@@ -186,6 +186,6 @@ def test_compare_json_holds_no_tolerances(tmp_path, data_dir, train_table, param
     ]
     loose = compare(outs, CompareParams(atol=1e-6, rtol=1e-6))
     strict = compare(outs, params.compare)
-    assert json_text(loose.as_dict()) == json_text(strict.as_dict())
-    assert "atol=1e-06" in loose.markdown()
-    assert "atol=1e-07" in strict.markdown()
+    assert json_text(loose.to_json()) == json_text(strict.to_json())
+    assert "atol=1e-06" in loose.markdown(CompareParams(atol=1e-6, rtol=1e-6))
+    assert "atol=1e-07" in strict.markdown(params.compare)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adaline_repro.files import read_csv, read_json
+from adaline_repro.core.files import read_csv, read_json
 from adaline_repro.stages import evaluate, train
 from tests.conftest import PATHS
 
@@ -14,10 +14,12 @@ def test_lecture_accuracies(tmp_path, data_dir, train_table, params):
     """Every backend: 92.86 % train and 93.33 % test accuracy, written as fractions with the final train_mse."""
     dirs = PATHS.results(tmp_path)
     for backend in params.train.backends:
-        train.run(
+        train.write_outputs(
             backend, data_dir / "train.csv", dirs.model(backend), dirs.curve(backend), dirs.step(backend), params.train
         )
-    results = evaluate.run(dirs, params.train.backends, data_dir / "train.csv", data_dir / "test.csv", params.evaluate)
+    results = evaluate.write_outputs(
+        dirs, params.train.backends, data_dir / "train.csv", data_dir / "test.csv", params.evaluate
+    )
     assert tuple(results) == params.train.backends
     for backend, metrics in results.items():
         assert metrics == read_json(dirs.metric(backend))

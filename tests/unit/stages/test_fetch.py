@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from adaline_repro.files import sha256_file
-from adaline_repro.params import FetchParams
-from adaline_repro.stages.fetch import RAW_HEADER, FetchError, fetch, sklearn_iris_path
+from adaline_repro.core.files import sha256_file
+from adaline_repro.core.params import FetchParams, load_params
+from adaline_repro.stages.fetch import RAW_HEADER, FetchError, fetch
+from tests.conftest import REPO
 
 
 def _uci_file(tmp_path: Path) -> Path:
     """The bundled table rewritten in UCI's iris.data format (no header, Iris-<species>, trailing blank line)."""
-    text = fetch(FetchParams(source="sklearn", sha256=sha256_file(sklearn_iris_path())))
+    text = fetch(load_params(REPO / "params.yaml").fetch)
     rows = list(csv.reader(io.StringIO(text)))[1:]
     path = tmp_path / "iris.data"
     path.write_text("".join(",".join([*r[:4], f"Iris-{r[4]}"]) + "\n" for r in rows) + "\n")
@@ -125,12 +126,11 @@ def test_https_source_downloads_and_checks_the_sha256(https_server, params):
 def test_fetch_command_writes_nothing_on_mismatch(tmp_path, capsys):
     """The stage exits 2 with one line and leaves no output file behind."""
     from adaline_repro.cli import main
-    from tests.conftest import REPO
 
     params = tmp_path / "params.yaml"
     params.write_text((REPO / "params.yaml").read_text().replace("sha256: f13f", "sha256: 013f"))
     out = tmp_path / "raw" / "iris.csv"
-    assert main(["fetch", "--params", str(params), "--out", str(out)]) == 2
+    assert main(["stage", "fetch", "--params", str(params), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ")
     assert "sha256 mismatch: expected fetch.sha256=013f" in err

@@ -8,16 +8,15 @@ import shutil
 import pytest
 from dvc.utils.hydra import apply_overrides as dvc_apply_overrides
 
-from adaline_repro import dvc_internals
-from adaline_repro.files import safe_yaml
-from adaline_repro.params import load_params
+from adaline_repro.core.params import load_params
+from adaline_repro.dvc_support.overrides import Overrides
 from adaline_repro.sweep.grid import GridError, Trial, default_overrides, trial_params, trials
 from tests.conftest import REPO
 
 
 @pytest.fixture(scope="module")
 def raw():
-    return safe_yaml((REPO / "params.yaml").read_text())
+    return Overrides((REPO / "params.yaml").read_text())
 
 
 def test_comma_lists_and_ranges_expand_in_dvc_s_order(raw):
@@ -82,9 +81,7 @@ def test_a_grid_that_cannot_run_is_one_line(overrides, message, raw):
     assert "\n" not in str(caught.value)
 
 
-def test_dvc_s_struct_mode_refuses_a_new_key_unless_it_is_added():
-    with pytest.raises(dvc_internals.OverrideError, match=r"Could not override 'train\.momentum'"):
-        dvc_internals.apply_overrides({"train": {"lr": 0.1}}, ["train.momentum=0.9"])
-    assert dvc_internals.apply_overrides({"train": {"lr": 0.1}}, ["+train.momentum=0.9"]) == {
-        "train": {"lr": 0.1, "momentum": 0.9}
-    }
+def test_dvc_s_struct_mode_refuses_a_new_key_unless_it_is_added(raw):
+    with pytest.raises(GridError, match=r"Could not override 'train\.momentum'"):
+        trial_params(raw, ["train.momentum=0.9"])
+    assert raw.params(["+train.momentum=0.9"])["train"]["momentum"] == 0.9

@@ -8,42 +8,35 @@ import io
 import random
 
 from adaline_repro.sweep.grid import Trial
-from adaline_repro.sweep.table import summary, table_text
+from adaline_repro.sweep.table import frame, summary, table_text
+from tests.unit.sweep.conftest import trial_record
 
 
-def record(trial: Trial, lr: float, *, passed: bool = True, error: str | None = None) -> dict:
-    base = {"id": trial.id, "overrides": list(trial.overrides), "params": {"train": {"lr": lr, "backends": ["a", "b"]}}}
-    if error:
-        return {**base, "error": error}
+def record(trial: Trial, lr: float, *, passed: bool = True, error: str | None = None):
+    params = {"train": {"lr": lr, "backends": ["a", "b"]}}
     metrics = {"train_accuracy": 0.9, "test_accuracy": 0.8, "train_mse": 0.125}
-    divergence = None if passed else {"label": "step 3 (epoch 1, batch 3)"}
-    return {
-        **base,
-        "error": None,
-        "metrics": {"a": metrics, "b": metrics},
-        "compare": {"passed": passed, "first_divergence": divergence},
-        "tolerance_ratio": 0.25 if passed else 12.5,
-    }
+    return trial_record(trial, params, {"a": metrics, "b": metrics}, passed=passed, ratio=0.25 if passed else 12.5,
+                        error=error)  # fmt: skip
 
 
-def grid() -> tuple[list[Trial], dict[str, dict]]:
+def grid():
     trials = [Trial((f"train.lr={lr}",)) for lr in (0.1, 0.2, 0.3)]
     records = [record(trials[0], 0.1), record(trials[1], 0.2, passed=False), record(trials[2], 0.3, error="boom")]
-    return trials, {r["id"]: r for r in records}
+    return trials, {r.id: r for r in records}
 
 
 def test_rows_follow_the_grid_whatever_order_the_records_came_in():
     trials, records = grid()
-    expected = table_text(trials, records)
+    expected = table_text(frame(trials, records))
     for seed in range(5):
         shuffled = list(records.items())
         random.Random(seed).shuffle(shuffled)  # noqa: S311
-        assert table_text(trials, dict(shuffled)) == expected
+        assert table_text(frame(trials, dict(shuffled))) == expected
 
 
 def test_each_row_has_its_verdict_difference_metrics_error_and_command():
     trials, records = grid()
-    rows = list(csv.DictReader(io.StringIO(table_text(trials, records))))
+    rows = list(csv.DictReader(io.StringIO(table_text(frame(trials, records)))))
     assert [r["train.lr"] for r in rows] == ["0.1", "0.2", "0.3"]
     assert [r["verdict"] for r in rows] == ["agree", "differ", "error"]
     assert [r["tolerance_ratio"] for r in rows] == ["0.25", "12.5", ""]
@@ -55,4 +48,4 @@ def test_each_row_has_its_verdict_difference_metrics_error_and_command():
 
 def test_the_share_that_agrees_counts_only_trials_that_ran():
     trials, records = grid()
-    assert summary(trials, records) == {"trials": 3, "agree": 1, "differ": 1, "error": 1, "agree_share": 0.5}
+    assert summary(frame(trials, records)) == {"trials": 3, "agree": 1, "differ": 1, "error": 1, "agree_share": 0.5}

@@ -8,10 +8,11 @@ import subprocess
 
 import pytest
 import yaml
+from msgspec.structs import replace
 
-from adaline_repro import params as params_module
-from adaline_repro.files import read_json
-from adaline_repro.results import ExecutionInputs
+from adaline_repro.comparison import Report
+from adaline_repro.core.files import read_json
+from adaline_repro.core.results import ExecutionInputs
 from adaline_repro.tracking import execution
 from adaline_repro.tracking.execution import flat_params, source_tags
 from adaline_repro.tracking.store import ROLE_TAG
@@ -89,16 +90,19 @@ def test_an_execution_the_store_holds_is_not_logged_again_from_another_branch(tm
     monkeypatch.chdir(REPO)  # the code is the checkout's (the track stage runs at its root)
     dirs = PATHS.results(REPO)  # the committed outputs
     inputs = ExecutionInputs(data_dir / "raw.csv", data_dir / "train.csv", data_dir / "test.csv", REPO / PATHS.figure)
-    report, marker = read_json(REPO / PATHS.compare_json), tmp_path / "logged.json"
+    report, marker = Report.from_json(read_json(REPO / PATHS.compare_json)), tmp_path / "logged.json"
 
     def parents() -> list[str]:
         return [r.info.run_id for r in stored_runs(uri) if r.data.tags.get(ROLE_TAG) == "execution"]
 
-    first = execution.log(params, dirs, inputs, report, marker)
-    assert first.parent is not None
+    first = execution.log_and_say(params, dirs, inputs, report, marker)
+    assert first.startswith("track: logged run ")
+    assert parents() == [first.split()[3]]
     marker.write_text("{}")  # the experiment's marker
-    assert execution.log(params, dirs, inputs, report, marker).parent is None
-    assert parents() == [first.parent]
-    other = params_module.replace(params, train=params_module.replace(params.train, lr=0.02))
-    assert execution.log(other, dirs, inputs, report, marker).parent not in (None, first.parent)
+    assert execution.log_and_say(params, dirs, inputs, report, marker) == (
+        f"track: {uri} already holds this execution (compare passed)"
+    )
+    assert parents() == [first.split()[3]]
+    other = replace(params, train=replace(params.train, lr=0.02))
+    assert execution.log_and_say(other, dirs, inputs, report, marker).startswith("track: logged run ")
     assert len(parents()) == 2

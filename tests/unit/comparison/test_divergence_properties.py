@@ -1,0 +1,184 @@
+"""The divergence locator never raises and never loses the verdict: for arbitrary step records (random,
+identical, ones that stop moving, NaN or inf from some step on, other lengths or epochs, other parameters)
+it returns no divergence only when the records agree everywhere, else a step and a named cause or
+"unexplained", which reads back from its JSON as it was written, and the compare stage writes its JSON and
+Markdown report either way."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adaline_repro.comparison import (
+    BackendOutputs,
+    Divergence,
+    Lecture,
+    first_divergence,
+    markdown,
+    sentence,
+    summary,
+)
+from adaline_repro.comparison.causes import RULES
+from adaline_repro.comparison.tolerance import close
+from adaline_repro.core.params import CompareParams, load_params
+from adaline_repro.core.results import Steps
+from adaline_repro.stages import compare
+from tests.conftest import PATHS, REPO
+
+TOL = CompareParams(atol=1e-6, rtol=1e-5)
+NAMES = ("weight[a]", "weight[b]", "bias")
+
+
+def steps(params: np.ndarray, batch: int = 2, names: tuple[str, ...] = NAMES) -> Steps:
+    k = len(params) - 1
+    index = np.arange(1, k + 1)
+    epoch = np.concatenate([[0], (index - 1) // batch + 1]).astype(np.int64)
+    within = np.concatenate([[0], (index - 1) % batch + 1]).astype(np.int64)
+    rows = ((), *((int(i), int(i) + 1) for i in index))
+    return Steps(names, epoch, within, rows, params, np.full(k + 1, np.nan))
+
+
+@st.composite
+def trajectory(draw, base: np.ndarray) -> np.ndarray:
+    """`base`, or a variant of it: redrawn, frozen from a step, scaled or zeroed updates from a step, NaN or
+    inf from a step, cut shorter or made longer."""
+    mode = draw(st.sampled_from(["same", "random", "frozen", "scaled", "zeroed", "nan", "inf", "cut", "longer"]))
+    out = base.copy()
+    s = draw(st.integers(0, len(base) - 1))
+    if mode == "random":
+        out = draw(arrays(len(base), base.shape[1]))
+    elif mode == "frozen":
+        out[s:] = out[s]
+    elif mode in ("scaled", "zeroed") and s:
+        factor = 0.0 if mode == "zeroed" else draw(st.sampled_from([-1.0, 0.5, 1.0 + 1e-9, 2.0, 10.0]))
+        updates = np.diff(base, axis=0)
+        out = np.concatenate(
+            [base[:1], base[:1] + np.cumsum(np.concatenate([updates[: s - 1], factor * updates[s - 1 :]]), axis=0)]
+        )
+    elif mode == "nan":
+        out[s:, draw(st.integers(0, base.shape[1] - 1))] = np.nan
+    elif mode == "inf":
+        out[s:] = draw(st.sampled_from([np.inf, -np.inf]))
+    elif mode == "cut":
+        out = out[: max(1, s)]
+    elif mode == "longer":
+        out = np.concatenate([out, draw(arrays(draw(st.integers(1, 5)), base.shape[1]))])
+    return out
+
+
+def arrays(n: int, width: int) -> st.SearchStrategy:
+    values = st.floats(-1e6, 1e6, allow_nan=False, width=32)
+    return st.lists(st.lists(values, min_size=width, max_size=width), min_size=n, max_size=n).map(
+        lambda rows: np.array(rows, dtype=np.float64).reshape(n, width)
+    )
+
+
+@st.composite
+def records(draw) -> dict[str, Steps]:
+    n = draw(st.integers(1, 12))
+    base = draw(arrays(n, len(NAMES)))
+    out = {}
+    for name in draw(st.sampled_from([("manual", "autograd"), ("manual", "autograd", "module")])):
+        params = draw(trajectory(base))
+        batch = draw(st.sampled_from([2, 2, 3]))  # sometimes other minibatches per epoch
+        names = NAMES if draw(st.integers(0, 9)) else NAMES[1:]  # rarely other parameters
+        out[name] = steps(params if len(names) == len(NAMES) else params[:, 1:], batch, names)
+    return out
+
+
+def outputs(recs: dict[str, Steps]) -> list[BackendOutputs]:
+    return [
+        BackendOutputs(
+            name,
+            "cpu",
+            np.array([0.5]),
+            np.zeros(3),
+            NAMES,
+            (("train", 1, 1),),
+            {"train_accuracy": 1.0, "test_accuracy": 1.0},
+            rec,
+        )
+        for name, rec in recs.items()
+    ]
+
+
+def agree_everywhere(recs: dict[str, Steps]) -> bool:
+    first, *rest = recs.values()
+    return all(
+        r.names == first.names
+        and r.params.shape == first.params.shape
+        and bool(close(r.params, first.params, TOL).all())
+        for r in rest
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records())
+def test_the_locator_returns_a_step_and_a_cause_or_none_only_when_the_records_agree(recs):
+    found = first_divergence(recs, TOL)
+    if found is None:
+        assert agree_everywhere(recs)
+        return
+    written = json.loads(json.dumps(found.to_json(), allow_nan=False, sort_keys=True))  # what compare.json holds
+    assert Divergence.from_json(written).to_json() == found.to_json()
+    assert 0 <= found.step <= max(len(r.params) for r in recs.values())
+    assert found.causes
+    assert {c.rule for c in found.causes} <= set(RULES)
+    assert summary(found).startswith(f"first divergence at {found.label}; likely cause: ")
+    assert markdown(found).startswith("## First divergence")
+    assert sentence(found).startswith(f"At {found.label}, ")
+
+
+@pytest.fixture(scope="module")
+def lecture(tmp_path_factory) -> Lecture:
+    """A training table whose rows 1..20 are every minibatch steps() makes, so the replayed rules run."""
+    path = tmp_path_factory.mktemp("lecture") / "train.csv"
+    rng = np.random.default_rng(0)
+    lines = ["a,b,label,row"] + [f"{x:.6g},{y:.6g},{i % 2},{i}" for i, (x, y) in enumerate(rng.normal(size=(21, 2)))]
+    path.write_text("\n".join(lines) + "\n")
+    return Lecture(path, 0.05)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(recs=records())
+def test_the_replayed_rules_return_a_cause_for_any_records(recs, lecture):
+    """The same, with the training table: every mechanism is replayed on arbitrary parameters."""
+    found = first_divergence(recs, TOL, lecture)
+    if found is None:
+        assert agree_everywhere(recs)
+        return
+    json.dumps(found.to_json(), allow_nan=False)
+    assert {c.rule for c in found.causes} <= set(RULES)
+    assert sentence(found).startswith(f"At {found.label}, ")
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(recs=records())
+def test_the_compare_stage_always_writes_its_report(recs, tmp_path):
+    params = load_params(REPO / "params.yaml")
+    files = PATHS.compare_files(tmp_path)
+    for path in vars(files).values():  # tmp_path is shared by the examples: each must write its own
+        path.unlink(missing_ok=True)
+    report = compare.write_outputs(params, outputs(recs), files, None)
+    written = json.loads(files.json.read_text())
+    assert written["passed"] == report.passed
+    assert files.md.read_text().startswith("# Backend comparison")
+    assert json.loads(files.verdict.read_text())["agree"] == report.passed
+    assert files.loss_plot.read_text().startswith("epoch,backend,train_mse\n")
+    assert files.diff_plot.read_text().startswith("step,pair,tol_used\n")
+
+
+def test_unequal_lengths_that_agree_on_every_shared_step_are_a_divergence_in_the_summary():
+    base = np.cumsum(np.full((9, 3), 0.25), axis=0)
+    found = first_divergence({"manual": steps(base), "module": steps(base[:6])}, TOL)
+    assert found is not None
+    assert found.step == 6
+    text = summary(found)
+    assert text.startswith("first divergence at step 6 (epoch 3, batch 2); likely cause: module: a different number")
+    assert "updates manual 8, module 5" in found.causes[0].evidence
