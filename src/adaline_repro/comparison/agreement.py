@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -46,19 +46,12 @@ class Difference:
     first_failure_diff: float | None = None  # and the absolute difference there
 
     def to_json(self) -> dict:
-        return {
-            "at": self.at,
-            "first_failure": self.first_failure,
-            "first_failure_diff": self.first_failure_diff,
-            "max_abs_diff": self.max_abs_diff,
-            "max_rel_diff": self.max_rel_diff,
-            "passed": self.passed,
-        }
+        """Every field but the quantity, which the report keys it by."""
+        return {k: v for k, v in asdict(self).items() if k != "quantity"}
 
     @classmethod
     def from_json(cls, quantity: str, data: dict) -> Difference:
-        return cls(quantity, data["max_abs_diff"], data["max_rel_diff"], data["at"], data["passed"],
-                   data["first_failure"], data["first_failure_diff"])  # fmt: skip
+        return cls(quantity=quantity, **data)
 
 
 @dataclass(frozen=True)

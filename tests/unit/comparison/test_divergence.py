@@ -185,17 +185,24 @@ def test_missing_zero_grad_is_gradient_accumulation_from_step_2(tmp_path, monkey
     assert list(module.update) == pytest.approx(summed, abs=1e-7)
 
 
-def test_a_learning_rate_off_by_a_factor_is_a_constant_update_ratio(
-    tmp_path, monkeypatch, train_table, params, lecture
+RATIO_BUGS = [
+    # autograd's update over manual's, per parameter: manual's is 3 x
+    ("manual", TripleLearningRate, "learning_rate", 1 / 3, "manual's learning rate is 3 x the configured one; "),
+    # every minibatch has 10 rows, so the sum is 10 x the mean (the report says it could be a learning rate)
+    ("autograd", SummedLoss, "sum_not_mean", 10, "autograd's loss sums over the minibatch instead of averaging (or "),
+]
+
+
+@pytest.mark.parametrize(("backend", "bug", "rule", "ratio", "evidence"), RATIO_BUGS)
+def test_a_constant_update_ratio_from_the_first_step_names_its_rule(
+    backend, bug, rule, ratio, evidence, tmp_path, monkeypatch, train_table, params, lecture
 ):
-    found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"manual": TripleLearningRate})
+    found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={backend: bug})
     assert (found.step, found.epoch, found.batch) == (1, 1, 1)
     (cause,) = found.causes
-    assert (cause.rule, cause.backend) == ("learning_rate", "manual")
-    assert list(found.update_ratios["manual", "autograd"]) == pytest.approx([1 / 3] * 3, rel=1e-5)
-    assert cause.evidence.startswith(
-        "manual's learning rate is 3 x the configured one; this reproduces manual's updates at steps 1-7"
-    )
+    assert (cause.rule, cause.backend) == (rule, backend)
+    assert list(found.update_ratios["manual", "autograd"]) == pytest.approx([ratio] * 3, rel=1e-5)
+    assert cause.evidence.startswith(evidence)
 
 
 def test_another_shuffle_order_is_different_rows_at_the_first_diverging_step(
@@ -213,16 +220,6 @@ def test_another_shuffle_order_is_different_rows_at_the_first_diverging_step(
     assert found.backends["autograd"].rows != found.backends["manual"].rows
 
 
-def test_sum_instead_of_mean_is_an_update_ratio_of_the_minibatch_size(
-    tmp_path, monkeypatch, train_table, params, lecture
-):
-    found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"autograd": SummedLoss})
-    assert (found.step, found.epoch, found.batch) == (1, 1, 1)
-    (cause,) = found.causes
-    assert (cause.rule, cause.backend) == ("sum_not_mean", "autograd")
-    assert list(found.update_ratios["manual", "autograd"]) == pytest.approx([params.train.batch_size] * 3, rel=1e-5)
-
-
 def test_a_different_initialisation_diverges_before_the_first_step(tmp_path, monkeypatch, train_table, params, lecture):
     found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"manual": NonzeroBias})
     assert found.step == 0
@@ -232,13 +229,21 @@ def test_a_different_initialisation_diverges_before_the_first_step(tmp_path, mon
     assert list(found.backends["manual"].after) == pytest.approx([0, 0, 0.01])
 
 
-def test_one_gradient_component_off_by_a_factor_names_that_parameter(
-    tmp_path, monkeypatch, train_table, params, lecture
+FACTOR_BUGS = [
+    # per-parameter factors 1, 1, 0.5 that predict the rest of the epoch: the bias's update is half
+    (HalfBiasGradient, "parameter_factor", "manual's update of bias 0.5 x the lecture's, the other parameters' right"),
+    # two mechanisms, one signature: the report names both
+    (MissingTwo, "learning_rate", "manual's learning rate is 0.5 x the configured one (or its gradient lost the 2"),
+]
+
+
+@pytest.mark.parametrize(("bug", "rule", "evidence"), FACTOR_BUGS)
+def test_an_update_off_by_a_factor_names_the_factor_and_its_mechanism(
+    bug, rule, evidence, tmp_path, monkeypatch, train_table, params, lecture
 ):
-    """Per-parameter factors 1, 1, 0.5 that predict the rest of the epoch: the bias's update is half."""
-    found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"manual": HalfBiasGradient})
-    cause = only_cause(found, 1, "parameter_factor", "manual")
-    assert cause.evidence.startswith("manual's update of bias 0.5 x the lecture's, the other parameters' right")
+    found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"manual": bug})
+    cause = only_cause(found, 1, rule, "manual")
+    assert cause.evidence.startswith(evidence)
 
 
 def test_a_bug_no_rule_reproduces_is_unexplained_with_the_numbers(tmp_path, monkeypatch, train_table, params, lecture):
@@ -311,15 +316,6 @@ def test_a_slow_drift_names_no_factor_when_the_diverging_update_matches(
     assert (cause.rule, cause.backend) == ("drift", "manual")
     manual, autograd = found.backends["manual"], found.backends["autograd"]
     assert close(np.array(manual.update), np.array(autograd.update), params.compare).all()
-
-
-def test_a_gradient_without_its_factor_2_is_half_the_learning_rate_and_says_so(
-    tmp_path, monkeypatch, train_table, params, lecture
-):
-    """Two mechanisms, one signature: the report names both."""
-    found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"manual": MissingTwo})
-    cause = only_cause(found, 1, "learning_rate", "manual")
-    assert cause.evidence.startswith("manual's learning rate is 0.5 x the configured one (or its gradient lost the 2")
 
 
 def test_a_bias_never_updated_is_a_zero_factor_on_the_bias(tmp_path, monkeypatch, train_table, params, lecture):
