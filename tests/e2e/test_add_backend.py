@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import VENV, make_clone, run_cmd
+from tests.conftest import VENV, run_cmd
 
 NAME = "handmade"
 # The tests that hold every registered backend: its gradient against autograd's and a step against it,
@@ -16,9 +16,8 @@ REGISTRY_TESTS = ("tests/unit/backends/test_backends.py", "tests/unit/stages/tes
                   "tests/unit/test_dvc_yaml.py")  # fmt: skip
 
 
-def test_a_backend_added_in_readme_s_three_steps_is_trained_compared_and_taken_in_by_the_tests(tmp_path_factory):
-    root, env = make_clone(tmp_path_factory)
-    run_cmd(["./pipeline", "repro"], root, env)  # a fresh clone has no data/: the first run makes it
+def test_a_backend_added_in_readme_s_three_steps_is_trained_compared_and_taken_in_by_the_tests(ran_clone):
+    root, env = ran_clone  # a fresh clone has no data/: it has run once to make it
     backends = root / "src" / "adaline_repro" / "backends"
     # 1. Write src/adaline_repro/backends/<name>.py, a Backend subclass.
     source = (backends / "manual.py").read_text()

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from bench.sweep import queue_status
 
-from tests.conftest import free_port, make_clone, output_hashes, run_cmd, stored_runs
+from tests.conftest import free_port, output_hashes, run_cmd, stored_runs
+from tests.e2e.conftest import copy_of
 
 IRIS = """5.1,3.5,1.4,0.2,Iris-setosa
 7.0,3.2,4.7,1.4,Iris-versicolor
@@ -89,10 +90,9 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def clone(tmp_path_factory):
-    root, env = make_clone(tmp_path_factory)
-    run_cmd(["./pipeline", "repro"], root, env)
-    return root, env
+def clone(first_repro, tmp_path_factory):
+    """A clone that has run once, shared by this module's tests: each puts back what it changes."""
+    return copy_of(first_repro, tmp_path_factory.mktemp("bad-inputs"))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

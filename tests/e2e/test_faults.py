@@ -36,11 +36,10 @@ def _stage_processes(root: Path) -> list[str]:
 
 
 @pytest.fixture
-def clone(tmp_path_factory):
+def clone(ran_clone):
     """A clone that has run once, then asked for a training too long to finish before it is interrupted (a
     new learning rate, 100,000 epochs: minutes, where the interruption comes seconds in)."""
-    root, env = make_clone(tmp_path_factory)
-    run_cmd(["./pipeline", "repro"], root, env)
+    root, env = ran_clone
     params = root / "params.yaml"
     params.write_text(params.read_text().replace("epochs: 20", "epochs: 100000").replace("lr: 0.01", "lr: 0.011"))
     return root, env
@@ -107,12 +106,11 @@ def _tmpfs(folder: Path, options: str) -> Iterator[None]:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 @pytest.mark.parametrize(("fault", "reason"), [("full", "No space left on device"), ("ro", "Read-only file system")])
-def test_a_full_disk_or_read_only_folder_is_one_line_and_nothing_half_written(tmp_path_factory, fault, reason):
+def test_a_full_disk_or_read_only_folder_is_one_line_and_nothing_half_written(ran_clone, fault, reason):
     """The evaluate stage writing its metrics onto a full or read-only file system: one line naming the
     file and the reason, exit 74 (a failed write, not bad input); the previous metrics intact and no
     temporary file left."""
-    root, env = make_clone(tmp_path_factory)
-    run_cmd(["./pipeline", "repro"], root, env)
+    root, env = ran_clone
     metrics = root / "metrics"
     before = {p.name: p.read_bytes() for p in metrics.iterdir()}
     command = [

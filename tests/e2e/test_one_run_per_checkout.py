@@ -11,7 +11,7 @@ import time
 
 import mlflow
 
-from tests.conftest import Background, make_clone, run_cmd, stored_runs
+from tests.conftest import Background, run_cmd, stored_runs
 from tests.e2e import trials
 
 # Each second command at a stage of its own, all during one first run: while the snapshot is fresh, while
@@ -23,12 +23,13 @@ CONCURRENT = (
 )
 
 
-def test_a_second_run_refuses_at_once_and_the_first_completes_with_its_own_bytes(tmp_path_factory, reference_b):
+def test_a_second_run_refuses_at_once_and_the_first_completes_with_its_own_bytes(ran_clone, reference_b):
     """`./pipeline repro --force` with a new learning rate; when it reaches each stage named above, a second
     `./pipeline repro --force`, `check --update` or `dvc exp run`. Each refuses at once with one line naming
     the first and exit 7; the first completes with exactly the bytes of an undisturbed run, vouched by
     dvc.lock and logged."""
-    root, env, references = trials.ready_clone(tmp_path_factory, reference_b)
+    root, env = ran_clone
+    references = trials.references(root, reference_b)
     trials.set_lr(root, "B")
     first = Background(["./pipeline", "repro", "--force"], root, env)
     for second, stage_line in CONCURRENT:
@@ -48,12 +49,13 @@ KILL_POINTS = {
 }
 
 
-def test_after_kill_9_at_each_point_the_next_repro_recovers(tmp_path_factory, reference_b):
+def test_after_kill_9_at_each_point_the_next_repro_recovers(ran_clone, reference_b):
     """`./pipeline repro --force` with a new learning rate, SIGKILLed at each point above. The next
     `./pipeline repro` says in one line what it did with the dead run's snapshot (nothing, when the run had
     not taken the checkout), stops its leftover stage, and ends with the bytes of an undisturbed run, `dvc
     status` clean, no run left RUNNING and nothing left behind."""
-    root, env, references = trials.ready_clone(tmp_path_factory, reference_b)
+    root, env = ran_clone
+    references = trials.references(root, reference_b)
     for trial, (point, (stage_line, whole_group)) in enumerate(KILL_POINTS.items()):
         which = "B" if trial % 2 == 0 else "A"
         trials.set_lr(root, which)
@@ -81,11 +83,12 @@ def test_after_kill_9_at_each_point_the_next_repro_recovers(tmp_path_factory, re
         trials.settled(root)
 
 
-def test_runs_a_killed_run_left_running_are_marked_killed_by_the_next_run(tmp_path_factory, reference_b):
+def test_runs_a_killed_run_left_running_are_marked_killed_by_the_next_run(ran_clone, reference_b):
     """The fourth kill point: the whole run is SIGKILLed while its track stage logs, and its MLflow runs stay
     RUNNING. The next `./pipeline repro` marks exactly those KILLED and says how many; a RUNNING run of
     another checkout in the same store is left alone."""
-    root, env, references = trials.ready_clone(tmp_path_factory, reference_b)
+    root, env = ran_clone
+    references = trials.references(root, reference_b)
     client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
     other = client.create_run(
         client.get_experiment_by_name("adaline-backends").experiment_id,
@@ -124,7 +127,7 @@ def _running(client: mlflow.MlflowClient, besides: str) -> int:
     return len([r for r in running if r.info.run_id != besides])
 
 
-def test_queued_experiments_run_beside_a_repro_and_queueing_waits_for_the_workspace(tmp_path_factory):
+def test_queued_experiments_run_beside_a_repro_and_queueing_waits_for_the_workspace(ran_clone):
     """A queued experiment runs in its own copy while `./pipeline repro --force` holds the checkout, and
     both complete with their own results; queueing a new one meanwhile is refused, since DVC stashes the
     workspace and writes params.yaml into it while it queues."""
@@ -132,8 +135,7 @@ def test_queued_experiments_run_beside_a_repro_and_queueing_waits_for_the_worksp
 
     from tests.conftest import assert_each_experiment_logged_once
 
-    root, env = make_clone(tmp_path_factory)
-    run_cmd(["./pipeline", "repro"], root, env)
+    root, env = ran_clone
     reference = trials.results(root)
     sweep.enqueue(root, env, {"beside": ["train.seed=7"]})
     first = Background(["./pipeline", "repro", "--force"], root, env)

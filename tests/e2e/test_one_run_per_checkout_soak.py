@@ -22,15 +22,14 @@ STAGES, LAST_STAGE, SECOND_COMMANDS, LR = trials.STAGES, trials.LAST_STAGE, tria
 
 
 @pytest.mark.parametrize("group", range(GROUPS))
-def test_a_second_run_always_refuses_and_the_first_always_completes_with_its_own_bytes(
-    tmp_path_factory, reference_b, group
-):
+def test_a_second_run_always_refuses_and_the_first_always_completes_with_its_own_bytes(ran_clone, reference_b, group):
     """Five trials: `./pipeline repro --force` with a new learning rate, and at a random offset (0-10 s, or
     when the last stage starts if that comes first, so that it is still running) a second `./pipeline repro
     --force`, `check --update` or `dvc exp run`. The second refuses at once with one line naming the first
     and exit 7; the first completes with exactly the bytes of an undisturbed run, vouched by dvc.lock and
     logged."""
-    root, env, references = trials.ready_clone(tmp_path_factory, reference_b)
+    root, env = ran_clone
+    references = trials.references(root, reference_b)
     rng = random.Random(1000 + group)  # noqa: S311 (timings, not secrets)
     for trial in range(5):
         which = "B" if trial % 2 == 0 else "A"
@@ -52,13 +51,14 @@ def test_a_second_run_always_refuses_and_the_first_always_completes_with_its_own
 
 
 @pytest.mark.parametrize("group", range(KILL_GROUPS))
-def test_after_kill_9_at_any_point_the_next_repro_recovers(tmp_path_factory, reference_b, group):
+def test_after_kill_9_at_any_point_the_next_repro_recovers(ran_clone, reference_b, group):
     """Five trials: `./pipeline repro --force` with a new learning rate, SIGKILLed at a random point (0-0.8 s
     after its start or after a randomly chosen stage starts; alone, as the OOM killer does, or with its
     process group, as a CI timeout does). The next `./pipeline repro`
     says in one line what it did with the dead run's snapshot, stops its leftover stage, and ends with the
     bytes of an undisturbed run, `dvc status` clean, no run left RUNNING and nothing left behind."""
-    root, env, references = trials.ready_clone(tmp_path_factory, reference_b)
+    root, env = ran_clone
+    references = trials.references(root, reference_b)
     rng = random.Random(2000 + group)  # noqa: S311 (timings, not secrets)
     for trial in range(5):
         which = "B" if trial % 2 == 0 else "A"

@@ -1,56 +1,31 @@
 """End to end: the real pipeline (DVC + MLflow) in a fresh git copy of the project.
 
-One clone per module runs `./pipeline repro` once (`prepared`); tests that only read use it, tests that
-change anything get a private copy of it and its store (`repo`), so no test depends on another's order.
+Tests that only read use the clone of the first run (`first_repro`, tests/e2e/conftest.py); tests that
+change anything get a private copy of it and its store (`ran_clone`), so no test depends on another's order.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import mlflow
-import pytest
 
 from adaline_repro.backends import BACKENDS
 from adaline_repro.core.errors import EXIT_DIFFER
-from adaline_repro.tracking.execution import uri_file
 from tests.conftest import PATHS, VENV, edited, make_clone, run_cmd, stored_runs
-
-
-@pytest.fixture(scope="module")
-def first_repro(tmp_path_factory):
-    """The clone after its first `./pipeline repro`: read it, never change it."""
-    root, env = make_clone(tmp_path_factory)
-    committed_lock = (root / "dvc.lock").read_text()
-    done = run_cmd(["./pipeline", "repro"], root, env)
-    return root, env, committed_lock, done
-
-
-@pytest.fixture
-def repo(first_repro, tmp_path):
-    """A private copy of the prepared clone and of its store, in the same state: (root, env)."""
-    prepared, env = first_repro[0], first_repro[1]
-    root, store = tmp_path / "clone", tmp_path / "store"
-    shutil.copytree(prepared, root, symlinks=True)
-    shutil.copytree(Path(env["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///")).parent, store)
-    uri = f"sqlite:///{store}/mlflow.db"
-    uri_file(root / PATHS.marker).write_text(uri + "\n")  # the copied store holds what it vouches for
-    return root, {**env, "MLFLOW_TRACKING_URI": uri}
 
 
 def test_fresh_clone_reproduces_the_committed_lock(first_repro):
     """Outputs are deterministic: the committed dvc.lock comes out byte for byte. The data (DVC-cached)
     is rebuilt; the committed models and curves match their inputs, so training is not repeated."""
-    root, _, committed_lock, done = first_repro
+    root, committed_lock, done = first_repro.root, first_repro.committed_lock, first_repro.done
     assert (root / "dvc.lock").read_text() == committed_lock, done.stdout
     ran = sorted(line.split("'")[1] for line in done.stdout.splitlines() if line.startswith("Running stage"))
     assert ran == ["fetch", "prepare", "track"]
 
 
 def test_every_backend_reports_the_lecture_accuracies(first_repro):
-    root = first_repro[0]
+    root = first_repro.root
     for backend in BACKENDS:
         metrics = json.loads((root / PATHS.metrics / f"{backend}.json").read_text())
         assert round(metrics["train_accuracy"], 4) == 0.9286
@@ -62,7 +37,7 @@ def test_every_backend_reports_the_lecture_accuracies(first_repro):
 def test_the_store_holds_one_execution(first_repro):
     """A parent with the verdict and three finished backend runs with 20 epochs each, even though the
     committed outputs made DVC skip evaluate and compare."""
-    _, env, _, _ = first_repro
+    env = first_repro.env
     runs = stored_runs(env["MLFLOW_TRACKING_URI"])
     assert len(runs) == 1 + len(BACKENDS)
     assert {r.info.status for r in runs} == {"FINISHED"}
@@ -90,7 +65,7 @@ def test_the_store_holds_one_execution(first_repro):
 
 def test_second_repro_runs_nothing_and_logs_nothing(first_repro):
     """Nothing changed since the last full repro: answered without starting DVC, and nothing logged."""
-    root, env, _, _ = first_repro
+    root, env = first_repro.root, first_repro.env
     before = len(stored_runs(env["MLFLOW_TRACKING_URI"]))
     done = run_cmd(["./pipeline", "repro"], root, env)
     assert "Running stage" not in done.stdout
@@ -100,9 +75,9 @@ def test_second_repro_runs_nothing_and_logs_nothing(first_repro):
     assert "up to date" in forced_check.stdout  # DVC agrees
 
 
-def test_a_deleted_output_is_noticed_despite_the_shortcut(repo):
+def test_a_deleted_output_is_noticed_despite_the_shortcut(ran_clone):
     """Removing an output DVC tracks makes `./pipeline repro` run DVC, which rebuilds it."""
-    root, env = repo
+    root, env = ran_clone
     metrics = root / "metrics" / "manual.json"
     content = metrics.read_bytes()
     metrics.unlink()
@@ -111,9 +86,9 @@ def test_a_deleted_output_is_noticed_despite_the_shortcut(repo):
     assert metrics.read_bytes() == content
 
 
-def test_a_tolerance_change_re_runs_compare_alone(repo):
+def test_a_tolerance_change_re_runs_compare_alone(ran_clone):
     """Tolerances matter to compare only: train, evaluate and track (MLflow) stay as they were."""
-    root, env = repo
+    root, env = ran_clone
     before = len(stored_runs(env["MLFLOW_TRACKING_URI"]))
     with edited(root / "params.yaml", "  atol: 1.0e-7", "  atol: 2.0e-7"):
         done = run_cmd(["./pipeline", "repro"], root, env)
@@ -128,10 +103,10 @@ def _ran(done) -> list[str]:
     return [line.split("'")[1] for line in done.stdout.splitlines() if line.startswith("Running stage")]
 
 
-def test_a_change_to_one_backend_retrains_that_backend_alone(repo):
+def test_a_change_to_one_backend_retrains_that_backend_alone(ran_clone):
     """DVC knows which backend a change concerns: editing backends/module.py re-runs train@module only (its
     outputs keep their bytes, so nothing downstream has to follow)."""
-    root, env = repo
+    root, env = ran_clone
     module = root / "src" / "adaline_repro" / "backends" / "module.py"
     with edited(module, '"""torch.nn.Linear', '"""A backend: torch.nn.Linear'):
         done = run_cmd(["./pipeline", "repro"], root, env)
@@ -139,9 +114,9 @@ def test_a_change_to_one_backend_retrains_that_backend_alone(repo):
     assert _ran(run_cmd(["./pipeline", "repro"], root, env)) == ["train@module"]
 
 
-def test_one_train_stage_can_be_reproduced_alone(repo):
+def test_one_train_stage_can_be_reproduced_alone(ran_clone):
     """`./pipeline repro -f -s train@autograd` retrains that backend and gives the same bytes."""
-    root, env = repo
+    root, env = ran_clone
     model = root / "models" / "autograd.json"
     before = model.read_bytes()
     done = run_cmd(["./pipeline", "repro", "-f", "-s", "train@autograd"], root, env)
@@ -149,10 +124,10 @@ def test_one_train_stage_can_be_reproduced_alone(repo):
     assert model.read_bytes() == before
 
 
-def test_a_shorter_backend_list_neither_runs_nor_needs_the_missing_stage(repo):
+def test_a_shorter_backend_list_neither_runs_nor_needs_the_missing_stage(ran_clone):
     """train.backends: [manual, module] generates two train stages; evaluate, compare and track follow the
     list, nothing is retrained, and the autograd stage is neither run nor required."""
-    root, env = repo
+    root, env = ran_clone
     venv_env = {**env, "PATH": f"{VENV}/bin:{env['PATH']}"}
     with edited(root / "params.yaml", "backends: [manual, autograd, module]", "backends: [manual, module]"):
         stages = run_cmd(["dvc", "stage", "list", "--name-only"], root, venv_env).stdout.split()
@@ -166,8 +141,8 @@ def test_a_shorter_backend_list_neither_runs_nor_needs_the_missing_stage(repo):
     assert "train@" not in " ".join(_ran(done))
 
 
-def test_invalid_parameter_is_one_line_and_logs_nothing(repo):
-    root, env = repo
+def test_invalid_parameter_is_one_line_and_logs_nothing(ran_clone):
+    root, env = ran_clone
     before = len(stored_runs(env["MLFLOW_TRACKING_URI"]))
     with edited(root / "params.yaml", "  lr: 0.01", "  lr: -0.01"):
         done = run_cmd(["./pipeline", "repro"], root, env, check=False)
@@ -179,9 +154,9 @@ def test_invalid_parameter_is_one_line_and_logs_nothing(repo):
     assert len(stored_runs(env["MLFLOW_TRACKING_URI"])) == before
 
 
-def test_a_new_store_gets_the_execution_without_retraining(repo, tmp_path):
+def test_a_new_store_gets_the_execution_without_retraining(ran_clone, tmp_path):
     """Pointing MLFLOW_TRACKING_URI elsewhere makes the next repro log there; nothing else runs."""
-    root, env = repo
+    root, env = ran_clone
     other = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/other.db"}
     done = run_cmd(["./pipeline", "repro"], root, other)
     assert "Running stage 'track'" in done.stdout
@@ -189,10 +164,10 @@ def test_a_new_store_gets_the_execution_without_retraining(repo, tmp_path):
     assert len(stored_runs(other["MLFLOW_TRACKING_URI"])) == 4
 
 
-def test_experiment_with_a_changed_learning_rate(repo):
+def test_experiment_with_a_changed_learning_rate(ran_clone):
     """`dvc exp run -S` works; `./pipeline dvc exp show` fits 120 columns piped with the verdict beside the
     params; metrics show lists the verdict and each backend, not the report; plots render every backend."""
-    root, env = repo
+    root, env = ran_clone
     before = len(stored_runs(env["MLFLOW_TRACKING_URI"]))
     run_cmd(
         ["dvc", "exp", "run", "-n", "lr-005", "-S", "train.lr=0.05"],
@@ -231,11 +206,11 @@ def test_experiment_with_a_changed_learning_rate(repo):
     assert len(stored_runs(env["MLFLOW_TRACKING_URI"])) == logged
 
 
-def test_a_backend_that_differs_fails_compare_and_is_still_logged(repo):
+def test_a_backend_that_differs_fails_compare_and_is_still_logged(ran_clone):
     """With zero_grad() removed from the module backend, `dvc repro` fails at compare and `./pipeline repro`
     ends with one line naming update step 2 and the missing zero_grad(); the store holds the execution with
     the failed verdict and that explanation for inspection, every run finished."""
-    root, env = repo
+    root, env = ran_clone
     module = root / "src" / "adaline_repro" / "backends" / "module.py"
     before = {r.info.run_id for r in stored_runs(env["MLFLOW_TRACKING_URI"])}
     with edited(module, "        self.optimizer.zero_grad()\n", ""):

@@ -153,8 +153,8 @@ def test_ui_points_at_the_server(clone, server):
 
 def test_queued_experiments_on_two_workers_log_once_each(clone, server):
     """`dvc exp run --queue` x 3, `dvc queue start -j 2`: two workers log to the server at once from DVC's
-    temporary copies; every run once, FINISHED, all epochs; no error in any log. (Eight against the
-    embedded store, whose creation is raced for: test_sweep.py.)"""
+    temporary copies; every run once, FINISHED, all epochs; no error in any log. (Against the embedded
+    store, whose creation two workers race for: test_sweep.py.)"""
     root, env = clone
     env = {**env, "MLFLOW_TRACKING_URI": server.uri}
     names = [f"server-seed-{seed}" for seed in range(300, 303)]

@@ -11,7 +11,8 @@ import time
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.conftest import CHROMIUM, CHROMIUM_FLAGS, Background, free_port, make_clone, port_open, run_cmd
+from tests.conftest import CHROMIUM, CHROMIUM_FLAGS, Background, free_port, port_open, run_cmd
+from tests.e2e.conftest import copy_of
 
 READY_TIMEOUT_S = 240
 RUNS = ("manual@cpu", "autograd@cpu", "module@cpu")
@@ -20,10 +21,9 @@ SWEEP = [a for key, values in zip(SWEPT, ("0.01,1.0", "7,35", "1,2"), strict=Tru
 
 
 @pytest.fixture(scope="module")
-def logged(tmp_path_factory):
+def logged(first_repro, tmp_path_factory):
     """A fresh clone whose own store holds one pipeline execution and one sweep of 8 trials."""
-    root, env = make_clone(tmp_path_factory)
-    run_cmd(["./pipeline", "repro"], root, env)
+    root, env = copy_of(first_repro, tmp_path_factory.mktemp("ui"))
     run_cmd(["./pipeline", "sweep", *SWEEP], root, env)
     return root, env
 

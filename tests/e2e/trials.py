@@ -18,7 +18,7 @@ import psutil
 
 from adaline_repro.repro import snapshot
 from adaline_repro.repro.checkout_run import RECORD
-from tests.conftest import make_clone, output_hashes, run_cmd, stored_runs
+from tests.conftest import output_hashes, run_cmd, stored_runs
 
 LR = {"A": "0.01", "B": "0.011"}
 SECOND_COMMANDS = (
@@ -42,22 +42,12 @@ def results(root: Path) -> dict[str, str]:
     return {name: digest for name, digest in output_hashes(root).items() if not name.startswith(".tracking")}
 
 
-def reference(tmp_path_factory, which: str) -> dict[str, str]:
-    """The outputs of an undisturbed run with learning rate `which`, in a clone of its own."""
-    root, env = make_clone(tmp_path_factory)
-    set_lr(root, which)
-    run_cmd(["./pipeline", "repro"], root, env)
-    return results(root)
-
-
-def ready_clone(tmp_path_factory, reference_b: dict[str, str]) -> tuple[Path, dict, dict[str, dict[str, str]]]:
-    """A clone that has run once, undisturbed, with the first learning rate: (root, env, the outputs of an
-    undisturbed run with each learning rate)."""
-    root, env = make_clone(tmp_path_factory)
-    run_cmd(["./pipeline", "repro"], root, env)
-    references = {"A": results(root), "B": reference_b}
-    assert references["A"] != references["B"]
-    return root, env, references
+def references(root: Path, reference_b: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The outputs of an undisturbed run with each learning rate: A is `root`'s (a clone that has run once,
+    undisturbed), B the `reference_b` fixture's."""
+    found = {"A": results(root), "B": reference_b}
+    assert found["A"] != found["B"]
+    return found
 
 
 def second_refused_first_completes(root: Path, env: dict, references: dict, which: str, first, second: list[str]):
