@@ -36,11 +36,12 @@ def first_repro(tmp_path_factory) -> FirstRepro:
     return FirstRepro(root, env, committed_lock, done)
 
 
-def copy_of(first: FirstRepro, into: Path) -> tuple[Path, dict]:
-    """A copy of the first run's clone and of its store, in the same state: (root, env). The store's
-    experiment keeps its artifact location (absolute, beside the original store: MLflow cannot move it), so
-    artifacts the copy logs land there; no test reads them back from the copy's side."""
-    root, store = into / "clone", into / "store"
+def copy_of(first: FirstRepro, into: Path, root: Path | None = None) -> tuple[Path, dict]:
+    """A copy of the first run's clone (at `root`, default `into`/clone) and of its store (in `into`), in the
+    same state: (root, env). The store's experiment keeps its artifact location (absolute, beside the
+    original store: MLflow cannot move it), so artifacts the copy logs land there; no test reads them back
+    from the copy's side."""
+    root, store = root or into / "clone", into / "store"
     shutil.copytree(first.root, root, symlinks=True)
     shutil.copytree(Path(first.env["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///")).parent, store)
     uri = f"sqlite:///{store}/mlflow.db"

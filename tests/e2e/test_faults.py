@@ -18,7 +18,8 @@ import psutil
 import pytest
 
 from adaline_repro.core.errors import EXIT_WRITE
-from tests.conftest import OUTPUT_FOLDERS, Background, make_clone, output_hashes, run_cmd, stored_runs
+from tests.conftest import OUTPUT_FOLDERS, Background, output_hashes, run_cmd, stored_runs
+from tests.e2e.conftest import copy_of
 
 
 def _leftovers(root: Path) -> list[str]:
@@ -128,17 +129,14 @@ def test_a_full_disk_or_read_only_folder_is_one_line_and_nothing_half_written(ra
 
 
 @contextlib.contextmanager
-def _checkout_on_tmpfs(tmp_path_factory, size: str) -> Iterator[tuple[Path, dict]]:
-    """A fresh clone on a tmpfs of its own (the venv and the MLflow store stay outside it)."""
+def _checkout_on_tmpfs(first_repro, tmp_path_factory, size: str) -> Iterator[tuple[Path, dict]]:
+    """A clone that has run once, on a tmpfs of its own (the venv and the MLflow store stay outside it)."""
     mount = tmp_path_factory.mktemp("tmpfs")
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     try:
-        clone, env = make_clone(tmp_path_factory)
-        root = mount / "checkout"
-        shutil.copytree(clone, root, symlinks=True)
-        yield root, env
+        yield copy_of(first_repro, tmp_path_factory.mktemp("beside-tmpfs"), root=mount / "checkout")
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=True)
 
@@ -179,15 +177,16 @@ def _half_written(root: Path, before: dict[str, str]) -> list[str]:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 @pytest.mark.parametrize("fills_at", ["Running stage 'prepare'", "Running stage 'train@autograd'"])
-def test_a_disk_that_fills_during_a_run_is_one_line_and_the_previous_state_comes_back(tmp_path_factory, fills_at):
+def test_a_disk_that_fills_during_a_run_is_one_line_and_the_previous_state_comes_back(
+    first_repro, tmp_path_factory, fills_at
+):
     """`./pipeline repro --force` on a checkout whose file system fills up part-way (from the named stage on,
     every block that comes free is taken): one line naming the file that could not be written, exit 74, and
     either the previous outputs and dvc.lock restored or a line saying which could not be; never a
     half-written output. Once there is room again the next `./pipeline repro` puts back whatever was left
     and ends with the previous bytes and `dvc status` clean. With the disk full from the start, nothing is
     run or changed."""
-    with _checkout_on_tmpfs(tmp_path_factory, "24m") as (root, env):
-        run_cmd(["./pipeline", "repro"], root, env)
+    with _checkout_on_tmpfs(first_repro, tmp_path_factory, "24m") as (root, env):
         before = output_hashes(root)
         filler = _Filler(root.parent)
         run = Background(["./pipeline", "repro", "--force"], root, env)

@@ -12,7 +12,7 @@ import mlflow
 
 from adaline_repro.backends import BACKENDS
 from adaline_repro.core.errors import EXIT_DIFFER
-from tests.conftest import PATHS, VENV, edited, make_clone, run_cmd, stored_runs
+from tests.conftest import PATHS, VENV, edited, run_cmd, stored_runs
 
 
 def test_fresh_clone_reproduces_the_committed_lock(first_repro):
@@ -250,10 +250,11 @@ def test_a_backend_that_differs_fails_compare_and_is_still_logged(ran_clone):
     assert len(stored_runs(env["MLFLOW_TRACKING_URI"])) == logged
 
 
-def test_runs_after_a_committed_parameter_change_are_clean(tmp_path_factory):
+def test_runs_after_a_committed_parameter_change_are_clean(ran_clone):
     """A committed lr change retrains every backend and rewrites models, predictions and metrics; the runs
     logged are git.dirty=false, since the code and params.yaml are the commit's."""
-    root, env = make_clone(tmp_path_factory)
+    root, env = ran_clone
+    before = len(stored_runs(env["MLFLOW_TRACKING_URI"]))
     params = root / "params.yaml"
     params.write_text(params.read_text().replace("  lr: 0.01", "  lr: 0.02"))
     run_cmd(["git", "commit", "-qam", "lr 0.02"], root, env)
@@ -262,6 +263,7 @@ def test_runs_after_a_committed_parameter_change_are_clean(tmp_path_factory):
     assert "models/manual.json" in changed
     assert "predictions/manual.csv" in changed
     runs = stored_runs(env["MLFLOW_TRACKING_URI"])
-    assert len(runs) == 1 + len(BACKENDS)
-    assert {r.data.params.get("train.lr") for r in runs} == {"0.02"}
-    assert {r.data.tags["git.dirty"] for r in runs} == {"false"}
+    new = runs[: len(runs) - before]  # newest first
+    assert len(new) == 1 + len(BACKENDS)
+    assert {r.data.params.get("train.lr") for r in new} == {"0.02"}
+    assert {r.data.tags["git.dirty"] for r in new} == {"false"}
