@@ -5,6 +5,8 @@ Used by the benchmarks and the tests; by hand, the same is three DVC commands (s
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+_TORN_READS = 3  # looks at the queue's workers before a torn read is an error
 _POLL_S = 2.0  # each look reads the queue's broker files and every task's result
 _DVC = [sys.executable, "-m", "dvc"]  # this interpreter's DVC, whatever PATH holds
 
@@ -99,7 +102,18 @@ def queue_status(root: Path) -> dict[str, str]:
 
 def queue_workers(root: Path) -> int:
     """How many of the queue's workers answer (Celery's inspect, as `dvc queue status`'s last line counts
-    them): to wait for `dvc queue stop` to take effect, never to judge whether experiments finished."""
+    them): to wait for `dvc queue stop` to take effect, never to judge whether experiments finished.
+
+    kombu's file-system broker can hand the reader a reply file its writer has created but not yet filled
+    (celery/kombu#1551, a JSONDecodeError): a torn read is asked again."""
+    for _ in range(_TORN_READS - 1):
+        with contextlib.suppress(json.JSONDecodeError):
+            return _answering_workers(root)
+        time.sleep(0.2)
+    return _answering_workers(root)
+
+
+def _answering_workers(root: Path) -> int:
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:

@@ -224,6 +224,7 @@ def test_the_queue_reports_each_experiment_s_final_state_once_collected(tmp_path
         while set(queue_status(root).values()) - {"Success", "Failed"}:
             workers_seen = max(workers_seen, queue_workers(root))
             assert time.monotonic() < deadline, queue_status(root)
+            time.sleep(0.5)
         assert queue_status(root) == {"good": "Success", "bad": "Failed"}
         refs = _run(root, "git", "for-each-ref", "--format=%(refname)", "refs/exps").stdout.split()
         # An experiment's ref is refs/exps/<2 hex>/<rest of its baseline commit>/<name> (dvc's refs.py);
