@@ -22,14 +22,15 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adaline_repro.comparison import Report, likely_causes, markdown, sentence
 from adaline_repro.core.checkout import locked_paths, pipeline_paths, stage_deps
 from adaline_repro.core.files import atomic_write_text, json_text, read_json, sha256_file
 from adaline_repro.core.params import Params, as_dict
-from adaline_repro.core.results import ExecutionInputs, ResultDirs, read_curve, read_model
 from adaline_repro.core.tracking_uri import check_tracking_store, embedded_db, redacted, tracking_uri
 
 if TYPE_CHECKING:  # runs.py imports mlflow (seconds): only an execution that is logged pays for it
+    # numpy (40 ms), imported where an execution is built: a no-op ./pipeline repro only prepares the store
+    from adaline_repro.comparison import Report
+    from adaline_repro.core.results import ExecutionInputs, ResultDirs
     from adaline_repro.tracking.runs import Execution
 
 
@@ -73,6 +74,8 @@ def flat_params(params: Params) -> dict[str, str]:
 
 def verdict(report: Report) -> tuple[dict[str, float], dict[str, str]]:
     """(parent metrics, parent tags) that show the comparison without opening an artifact."""
+    from adaline_repro.comparison import likely_causes
+
     metrics = {"compare_passed": float(report.passed)}
     found = report.divergence
     tags = {
@@ -98,6 +101,8 @@ def parent_name(report: Report) -> str:
 
 def note(report: Report) -> str:
     """The parent run's description: the verdict and the table of differences."""
+    from adaline_repro.comparison import markdown, sentence
+
     verdict = "passed: the backends agree" if report.passed else "FAILED: the backends differ"
     found = report.divergence
     return (
@@ -112,6 +117,7 @@ def build_execution(
     params: Params, dirs: ResultDirs, inputs: ExecutionInputs, report: Report, raw_sha256: str
 ) -> Execution:
     """The Execution to log, from the outputs on disk (runs.py is imported here, not at module load)."""
+    from adaline_repro.core.results import read_curve, read_model
     from adaline_repro.tracking.runs import BackendRun, Dataset, Execution
 
     metrics, tags = verdict(report)
