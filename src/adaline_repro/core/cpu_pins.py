@@ -2,7 +2,9 @@
 
 Unpinned, the same float32 training differs by 1 to 4 ULP between an Intel and an AMD CPU: MKL, which torch
 calls for every matrix product, picks its kernels by CPU vendor and vector width. With these variables set
-the bytes are the same on any x86-64 CPU with AVX2 (docs/bit-for-bit.md has the measurements).
+the bytes are the same on any x86-64 CPU with AVX2 (docs/bit-for-bit.md has the measurements). On other
+architectures (macOS arm64, Linux aarch64) the thread pins apply; the results there are within the compare
+tolerances of the committed ones, not the same bytes.
 
 The package's `__init__` applies them, so a stage process, a test process or the check's scratch run gets
 them before anything can import torch. Values found in the environment are replaced, with a warning;
@@ -27,20 +29,23 @@ PINS: dict[str, str] = {
     # the same results on Intel and non-Intel processors. Any other branch (AVX2, AVX512) falls back to AUTO
     # on AMD, where MKL also ignores MKL_ENABLE_INSTRUCTIONS.
     "MKL_CBWR": "COMPATIBLE",
-    # ATen's own vectorized kernels (elementwise ops, reductions such as the MSE's mean) at one width on every
-    # CPU. avx2 and avx512 give the same bytes here, 'default' (scalar) does not; avx2 is what both vendors'
-    # machines have.
-    "ATEN_CPU_CAPABILITY": "avx2",
     # A fixed thread count: CNR holds only for a fixed number of threads, and ATen splits large reductions
     # over its threads. One thread, because the matrices are tiny and a machine's core count must not matter.
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     # Without it MKL may use fewer threads than asked for, decided at run time.
     "MKL_DYNAMIC": "FALSE",
-    # oneDNN does not run these ops today; capped at AVX2 so that an op that starts using it cannot pick
-    # AVX-512 kernels on some machines only.
-    "ONEDNN_MAX_CPU_ISA": "AVX2",
 }
+if os.uname().machine in ("x86_64", "amd64"):  # the vector widths below name x86 ISAs: elsewhere torch warns
+    PINS |= {
+        # ATen's own vectorized kernels (elementwise ops, reductions such as the MSE's mean) at one width on every
+        # CPU. avx2 and avx512 give the same bytes here, 'default' (scalar) does not; avx2 is what both vendors'
+        # machines have.
+        "ATEN_CPU_CAPABILITY": "avx2",
+        # oneDNN does not run these ops today; capped at AVX2 so that an op that starts using it cannot pick
+        # AVX-512 kernels on some machines only.
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+    }
 
 log = logging.getLogger(__name__)
 
