@@ -98,9 +98,9 @@ def _lint(a: argparse.Namespace) -> int:
 
 
 def _lock(a: argparse.Namespace) -> int:
-    from adaline_repro.ops import devtools
+    from adaline_repro.ops import lock
 
-    return devtools.lock()
+    return lock.lock(upgrade=a.upgrade)
 
 
 # Everything after these belongs to DVC, pytest or the bench, options included (argparse would eat them).
@@ -137,8 +137,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("bench", help="benchmarks against a single script (extra arguments go to bench/bench.py)"
                    ).add_argument("extra", nargs=argparse.REMAINDER)  # fmt: skip
     sub.add_parser("lint", help="ruff check and ruff format --check (src, tests, bench)").set_defaults(func=_lint)
-    sub.add_parser("lock", help="regenerate requirements.lock and requirements-dev.lock from their .in files"
-                   ).set_defaults(func=_lock)  # fmt: skip
+    p = sub.add_parser(
+        "lock",
+        help="regenerate requirements.lock and requirements-dev.lock from their .in files,\n"
+        "keeping their pins; torch's entries for every platform and Python the project sets up on",
+    )
+    p.set_defaults(func=_lock)
+    p.add_argument("--upgrade", action="store_true", help="resolve afresh: the newest releases the .in files allow")
     sub.add_parser(
         "stage", help="one of dvc.yaml's stages, as DVC runs it: fetch, prepare, train, evaluate, compare, track\n"
         "(./pipeline stage <name> --help lists its arguments)"
