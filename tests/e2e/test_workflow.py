@@ -88,7 +88,7 @@ def test_triggers_permissions_and_pins():
     assert all(re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", u) for u in uses), uses
 
 
-def test_cpu_job_runs_the_check_and_keeps_the_reports():
+def test_cpu_and_platform_jobs_run_the_check_and_keep_the_reports():
     jobs = yaml.safe_load(WORKFLOW.read_text())["jobs"]
     cpu = jobs["cpu"]
     assert cpu["runs-on"] == "ubuntu-latest"
@@ -98,6 +98,9 @@ def test_cpu_job_runs_the_check_and_keeps_the_reports():
     assert upload["with"]["path"] == "reports/"
     setup = next(s for s in cpu["steps"] if s.get("uses", "").startswith("actions/setup-python@"))
     assert setup["with"]["cache"] == "pip"
+    platforms = jobs["platforms"]["strategy"]["matrix"]  # where users are: the lock's other cells
+    assert platforms == {"os": ["macos-14", "ubuntu-24.04-arm"], "python": ["3.11", "3.12", "3.13"]}
+    assert "PIP_EXTRA_INDEX_URL" not in WORKFLOW.read_text()  # ./pipeline adds PyTorch's index itself
     gpu = jobs["gpu"]
     assert "self-hosted" in gpu["runs-on"]
     assert "vars." in gpu["if"]
