@@ -22,7 +22,7 @@ from tests.conftest import OUTPUT_FOLDERS, REPO, VENV, run_cmd
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the stdlib's name)
+    def log_message(self, format: str, *args: object) -> None:
         """pip asks this index for every package (404 for all but torch): not worth a line each."""
 
 
