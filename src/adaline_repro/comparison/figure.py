@@ -34,12 +34,13 @@ def loss_figure(curves: dict[str, np.ndarray], divergence: Divergence | None = N
 
     No tolerance line: the figure depends on the curves alone, so changing a tolerance re-runs compare only
     (reports/compare.md states the tolerances next to the differences). `divergence` (when the backends
-    differ) adds a marker at the first diverging update step.
+    differ) adds a marker at the first diverging update step. Curves of other lengths (a backend that trained
+    fewer epochs) are drawn as long as they are, their differences over the epochs they share; values that are
+    not finite are left out of the lines and of the axes' limits.
     """
-    epochs = np.arange(1, len(next(iter(curves.values()))) + 1)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7.5), sharex=True, height_ratios=(3, 2), layout="constrained")
-    _draw_curves(top, epochs, curves)
-    _draw_differences(bottom, epochs, curves)
+    _draw_curves(top, curves)
+    _draw_differences(bottom, curves)
     if divergence is not None:
         _mark(top, bottom, divergence)
     buf = io.BytesIO()
@@ -48,12 +49,21 @@ def loss_figure(curves: dict[str, np.ndarray], divergence: Divergence | None = N
     return buf.getvalue()
 
 
-def _draw_curves(top: Axes, epochs: np.ndarray, curves: dict[str, np.ndarray]) -> None:
+def _epochs(n: int) -> np.ndarray:
+    return np.arange(1, n + 1)
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(values), values, np.nan)
+
+
+def _draw_curves(top: Axes, curves: dict[str, np.ndarray]) -> None:
     for i, (name, curve) in enumerate(curves.items()):
         line, marker = _STYLES[i % len(_STYLES)]
+        epochs = _epochs(len(curve))
         top.plot(
             epochs,
-            curve,
+            _finite(curve),
             linestyle=line,
             marker=marker,
             markevery=max(1, len(epochs) // 20),
@@ -66,11 +76,15 @@ def _draw_curves(top: Axes, epochs: np.ndarray, curves: dict[str, np.ndarray]) -
     top.grid(alpha=0.3)
 
 
-def _draw_differences(bottom: Axes, epochs: np.ndarray, curves: dict[str, np.ndarray]) -> None:
+def _draw_differences(bottom: Axes, curves: dict[str, np.ndarray]) -> None:
     largest = 0.0
     for a, b in itertools.combinations(curves, 2):
-        diff = np.abs(curves[a] - curves[b])
-        largest = max(largest, float(np.nanmax(diff)))
+        shared = min(len(curves[a]), len(curves[b]))
+        epochs = _epochs(shared)
+        with np.errstate(invalid="ignore", over="ignore"):
+            diff = _finite(np.abs(curves[a][:shared] - curves[b][:shared]))
+        if np.isfinite(diff).any():
+            largest = max(largest, float(np.nanmax(diff)))
         (drawn,) = bottom.semilogy(epochs, np.where(diff > 0, diff, np.nan), marker=".", label=f"|{a} - {b}|")
         zero = diff == 0
         bottom.semilogy(

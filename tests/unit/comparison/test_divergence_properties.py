@@ -2,7 +2,7 @@
 identical, ones that stop moving, NaN or inf from some step on, other lengths or epochs, other parameters)
 it returns no divergence only when the records agree everywhere, else a step and a named cause or
 "unexplained", which reads back from its JSON as it was written, and the compare stage writes its JSON and
-Markdown report either way."""
+Markdown report, the plots' data and the figure either way (curves of other lengths, NaN and inf included)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from adaline_repro.comparison import (
     BackendOutputs,
     Divergence,
     Lecture,
+    figure,
     first_divergence,
     markdown,
     sentence,
@@ -90,12 +91,19 @@ def records(draw) -> dict[str, Steps]:
     return out
 
 
+def curve(rec: Steps) -> np.ndarray:
+    """A loss per epoch the record reaches (its first parameter after the epoch's last update): records of other
+    lengths give curves of other lengths, and NaN or inf reach the curve too."""
+    last = [int(np.flatnonzero(rec.epoch == e)[-1]) for e in range(1, int(rec.epoch.max(initial=0)) + 1)]
+    return rec.params[last, 0] if last else np.array([])
+
+
 def outputs(recs: dict[str, Steps]) -> list[BackendOutputs]:
     return [
         BackendOutputs(
             name,
             "cpu",
-            np.array([0.5]),
+            curve(rec),
             np.zeros(3),
             NAMES,
             (("train", 1, 1),),
@@ -160,7 +168,7 @@ def test_the_replayed_rules_return_a_cause_for_any_records(recs, lecture):
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 )
 @given(recs=records())
-def test_the_compare_stage_always_writes_its_report(recs, tmp_path):
+def test_the_compare_stage_always_writes_its_report_and_its_figure(recs, tmp_path):
     params = load_params(REPO / "params.yaml")
     files = PATHS.compare_files(tmp_path)
     for path in vars(files).values():  # tmp_path is shared by the examples: each must write its own
@@ -172,6 +180,8 @@ def test_the_compare_stage_always_writes_its_report(recs, tmp_path):
     assert json.loads(files.verdict.read_text())["agree"] == report.passed
     assert files.loss_plot.read_text().startswith("epoch,backend,train_mse\n")
     assert files.diff_plot.read_text().startswith("step,pair,tol_used\n")
+    drawn = figure.loss_figure({o.backend: o.curve for o in outputs(recs)}, report.divergence)
+    assert drawn.startswith(b"\x89PNG")
 
 
 def test_unequal_lengths_that_agree_on_every_shared_step_are_a_divergence_in_the_summary():

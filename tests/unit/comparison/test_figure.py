@@ -43,3 +43,15 @@ def test_the_first_divergence_is_marked_at_its_step():
     same_label_elsewhere = dataclasses.replace(_divergence(9, 2, 2), batch=5)
     assert loss_figure(curves, same_label_elsewhere) != marked
     assert loss_figure(curves, _divergence(0, 0, 0)).startswith(b"\x89PNG")
+
+
+def test_a_backend_that_trained_fewer_epochs_or_overflowed_is_still_drawn():
+    """One epoch fewer crashed compare (exit 70, matplotlib's `x and y must have same first dimension`)."""
+    curves = _curves()
+    shorter = {**curves, "module": curves["module"][:-1]}
+    drawn = loss_figure(shorter, _divergence(133, 19, 7))
+    assert drawn.startswith(b"\x89PNG")
+    assert drawn != loss_figure(curves, _divergence(133, 19, 7))
+    overflowed = {**curves, "autograd": np.where(np.arange(20) >= 5, np.inf, curves["autograd"])}
+    assert loss_figure(overflowed).startswith(b"\x89PNG")
+    assert loss_figure({"manual": np.full(3, np.nan), "module": np.array([])}).startswith(b"\x89PNG")

@@ -1,5 +1,5 @@
 """Compare: float32 rounding between backends passes; a missing zero_grad, one swapped
-shuffle position, or a learning rate off by 0.1 % in one backend fails."""
+shuffle position, a learning rate off by 0.1 % or one epoch fewer in one backend fails, with its reports."""
 
 from __future__ import annotations
 
@@ -109,6 +109,42 @@ def test_one_flipped_prediction_fails_whatever_the_tolerance(reference):
     )
 
 
+def _compare_stage(tmp_path, params_yaml, data_dir, uri: str) -> subprocess.CompletedProcess:
+    """The compare stage's own process on the results in tmp_path, as dvc.yaml runs it."""
+    dirs = PATHS.results(tmp_path)
+    args = ["--params", params_yaml, "--models", dirs.models, "--curves", dirs.curves]
+    args += ["--predictions", dirs.predictions, "--metrics", dirs.metrics, "--steps", dirs.steps]
+    args += ["--report-json", tmp_path / "r.json", "--report-md", tmp_path / "r.md", "--verdict", tmp_path / "v.json"]
+    args += ["--loss-plot", tmp_path / "loss.csv", "--diff-plot", tmp_path / "diff.csv"]
+    args += ["--raw", data_dir / "raw.csv", "--train", data_dir / "train.csv", "--test", data_dir / "test.csv"]
+    args += ["--figure", tmp_path / "figure.png", "--marker", tmp_path / ".tracking" / "logged.json"]
+    env = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin", "MLFLOW_TRACKING_URI": uri}
+    return subprocess.run(
+        [sys.executable, "-m", "adaline_repro.stages.compare", *map(str, args)],
+        capture_output=True, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+
+
+def test_a_backend_that_trained_one_epoch_fewer_fails_compare_with_its_reports_and_figure(
+    tmp_path, data_dir, train_table, params
+):
+    """It crashed compare with exit 70 in the figure (matplotlib's `x and y must have same first dimension`),
+    losing the verdict and the reports."""
+    params_yaml = tmp_path / "params.yaml"
+    params_yaml.write_text((REPO / "params.yaml").read_text())
+    for b in params.train.backends:
+        p = replace(params.train, epochs=params.train.epochs - 1) if b == "module" else params.train
+        _outputs(tmp_path, b, train(b, train_table, p), data_dir, train_table, params)
+    done = _compare_stage(tmp_path, params_yaml, data_dir, f"sqlite:///{tmp_path}/mlflow.db")
+    assert done.returncode == 1, done.stderr
+    report = read_json(tmp_path / "r.json")
+    assert report["passed"] is False
+    assert [c["rule"] for c in report["first_divergence"]["likely_cause"]] == ["length"]
+    assert read_json(tmp_path / "v.json")["agree"] is False
+    assert (tmp_path / "figure.png").read_bytes().startswith(b"\x89PNG")
+    assert "module,0.1" in (tmp_path / "loss.csv").read_text()
+
+
 def test_compare_command_fails_after_logging_the_execution(tmp_path, data_dir, train_table, params):
     """The stage writes passed=false, prints the table, logs the execution (dvc repro will not reach the
     track stage) and exits 1; run again on the same results it does not log a second copy. Where and why
@@ -125,19 +161,9 @@ def test_compare_command_fails_after_logging_the_execution(tmp_path, data_dir, t
         p = replace(params.train, lr=0.01001) if b == "module" else params.train
         _outputs(tmp_path, b, train(b, train_table, p), data_dir, train_table, params)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    args = ["--params", params_yaml, "--models", dirs.models, "--curves", dirs.curves]
-    args += ["--predictions", dirs.predictions, "--metrics", dirs.metrics, "--steps", dirs.steps]
-    args += ["--report-json", tmp_path / "r.json", "--report-md", tmp_path / "r.md", "--verdict", tmp_path / "v.json"]
-    args += ["--loss-plot", tmp_path / "loss.csv", "--diff-plot", tmp_path / "diff.csv"]
-    args += ["--raw", data_dir / "raw.csv", "--train", data_dir / "train.csv", "--test", data_dir / "test.csv"]
-    args += ["--figure", tmp_path / "figure.png", "--marker", tmp_path / ".tracking" / "logged.json"]
-    env = {"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin", "MLFLOW_TRACKING_URI": uri}
     runs = []
     for _ in range(2):
-        done = subprocess.run(
-            [sys.executable, "-m", "adaline_repro.stages.compare", *map(str, args)],
-            capture_output=True, text=True, env=env, cwd=tmp_path,
-        )  # fmt: skip
+        done = _compare_stage(tmp_path, params_yaml, data_dir, uri)
         assert done.returncode == 1, done.stderr
         runs.append(stored_runs(uri))
     report = read_json(tmp_path / "r.json")
