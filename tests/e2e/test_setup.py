@@ -28,12 +28,15 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def torch_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A PEP 503 simple index on 127.0.0.1 holding the lock's +cpu torch, as PyTorch's CPU index does."""
+    """A PEP 503 simple index on 127.0.0.1 holding the lock's +cpu torch, as PyTorch's CPU index does: the wheel
+    from where pip is configured to look, else from PyTorch's index (ADALINE_TORCH_INDEX, set by ./pipeline)."""
     pin = re.search(r"^(torch==\S+\+cpu) ;", (REPO / "requirements.lock").read_text(), re.MULTILINE).group(1)
     folder = tmp_path_factory.mktemp("torch-index")
     project = folder / "torch"
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--dest",
-                    str(project), pin], check=True, capture_output=True)  # fmt: skip
+    download = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--dest",
+                str(project), pin]  # fmt: skip
+    if subprocess.run(download, capture_output=True).returncode:  # not where pip looks (a hosted runner)
+        subprocess.run([*download, "--extra-index-url", os.environ["ADALINE_TORCH_INDEX"]], check=True)
     (wheel,) = project.glob("*.whl")
     sha256 = hashlib.sha256(wheel.read_bytes()).hexdigest()
     (project / "index.html").write_text(f'<a href="{wheel.name}#sha256={sha256}">{wheel.name}</a>\n')
