@@ -88,11 +88,11 @@ class Wheel:
     name: str
     sha256: str
 
-    @property
-    def python(self) -> str:
-        """`3.12` for a cp312 wheel."""
-        interpreter = next(iter(parse_wheel_filename(self.name)[3])).interpreter
-        return f"{interpreter[2]}.{interpreter[3:]}"
+
+def _fits(wheel_name: str, platform: Platform, python: str) -> bool:
+    """Whether CPython `python` on `platform` installs this wheel (`cp312-cp312-macosx_14_0_arm64`)."""
+    cp = f"cp{python.replace('.', '')}"
+    return any(t.interpreter == cp and t.platform in platform.tags for t in parse_wheel_filename(wheel_name)[3])
 
 
 def cell_environment(platform: Platform, python: str) -> dict[str, str]:
@@ -126,13 +126,9 @@ def covered(lock_text: str) -> list[tuple[Platform, str]]:
         names = [line.split()[-1] for line in for_cell(lock_text, platform, PYTHONS[0]).splitlines()
                  if line.strip().startswith("# torch-")]  # fmt: skip
         for python in PYTHONS:
-            if any(Wheel(name, "").python == python and _fits(name, platform) for name in names):
+            if any(_fits(name, platform, python) for name in names):
                 cells.append((platform, python))
     return cells
-
-
-def _fits(wheel_name: str, platform: Platform) -> bool:
-    return any(tag.platform in platform.tags for tag in parse_wheel_filename(wheel_name)[3])
 
 
 def find_wheel(pin: str, platform: Platform, python: str, index: str | None) -> Wheel | None:
