@@ -151,12 +151,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _command(sub: argparse._SubParsersAction, name: str, func: object, help_: str, *paths: str
-             ) -> argparse.ArgumentParser:  # fmt: skip
+def _command(sub: argparse._SubParsersAction, name: str, func: object, help_: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_)
     p.add_argument("--params", type=Path, default=Path("params.yaml"))
-    for path in paths:  # stage paths: dvc.yaml passes every one
-        p.add_argument(f"--{path}", type=Path, required=True)
     p.set_defaults(func=func)
     return p
 

@@ -79,7 +79,8 @@ class Record:
         return f"{self.command} (PID {pid.pid if pid else '?'}{where}, started {self.since})"
 
 
-def _stderr(line: str) -> None:
+def warn(line: str) -> None:
+    """A line on stderr, flushed at once (the run's messages, between DVC's own)."""
     print(line, file=sys.stderr, flush=True)
 
 
@@ -87,7 +88,7 @@ class CheckoutRun:
     """Holds the checkout for `command` while its block runs; see the module docstring."""
 
     def __init__(self, root: Path, command: str, *, wait: bool = False, puts_back: bool = True,
-                 say: Callable[[str], None] = _stderr) -> None:  # fmt: skip
+                 say: Callable[[str], None] = warn) -> None:  # fmt: skip
         self.root, self.command, self.wait, self.puts_back = root, command, wait, puts_back
         prefix = command.split()[1] if command.startswith("./pipeline ") else "pipeline"
         self.say = lambda line: say(f"{prefix}: {line}")  # a line of this command's (`repro: ...`)

@@ -32,14 +32,10 @@ from adaline_repro.core.checkout import repository_root
 from adaline_repro.core.errors import EXIT_BUSY, EXIT_DIFFER, EXIT_OK, EXIT_WRITE
 from adaline_repro.dvc_support import internals
 from adaline_repro.repro import uptodate
-from adaline_repro.repro.checkout_run import CheckoutRun
+from adaline_repro.repro.checkout_run import CheckoutRun, warn
 
 # `repro` arguments after which everything is up to date (no stage targets, no partial runs).
 _FULL_REPRO_FLAGS = {"-f", "--force", "-v", "--verbose", "-q", "--quiet"}
-
-
-def warn(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
 
 
 def take_wait(args: list[str]) -> tuple[bool, list[str]]:

@@ -241,8 +241,6 @@ def stage(
     answer fails it before minutes of training, not after them at the track stage."""
     from adaline_repro.core.tracking_uri import check_tracking_store, tracking_uri
 
-    if backend not in backends.BACKENDS:
-        raise TrainError(f"--backend: must be one of {', '.join(backends.BACKENDS)} (got {backend!r})")
     params = load_params(params_yaml)
     check_tracking_store(tracking_uri())
     result, orders = write_outputs(backend, train, model, curve, steps, params.train)
@@ -256,7 +254,7 @@ def stage(
 def main(argv: Sequence[str] | None = None) -> int:
     found = parser("train", "Train one backend (dvc.yaml has one stage per backend).", "train", "model", "curve",
                    "steps")  # fmt: skip
-    found.add_argument("--backend", required=True, help="a name in the backend registry (backends/__init__.py)")
+    found.add_argument("--backend", required=True, choices=backends.BACKENDS, help="a name in the backend registry")
     args = found.parse_args(argv)
     return stage(args.params, args.backend, args.train, args.model, args.curve, args.steps, say)
 

@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING
 
 from adaline_repro.core.checkout import PipelinePaths
 from adaline_repro.core.errors import ReproError
-from adaline_repro.core.files import read_json
 from adaline_repro.core.params import Params, as_dict
 from adaline_repro.dvc_support.overrides import Overrides
 from adaline_repro.sweep.grid import Trial, trial_params
 
 if TYPE_CHECKING:  # comparison imports numpy; the driver imports this module without it
-    from adaline_repro.comparison import Report
+    from adaline_repro.comparison import BackendOutputs, Report
 
 _SHM = Path("/dev/shm")  # noqa: S108 - mkdtemp makes a private folder there; a trial's files are read back at once and thrown away: memory, not disk
 
@@ -91,11 +90,11 @@ def execute(trial: Trial, applied: Overrides, paths: PipelinePaths) -> TrialReco
     try:
         params = trial_params(applied, trial.overrides)
         record = dataclasses.replace(record, params=as_dict(params))
-        report = _stages(params, scratch, paths)
+        report, outputs_read = _stages(params, scratch, paths)
         return dataclasses.replace(
             record,
             files={name: dvc_md5(scratch / name) for name in outputs(paths, params.train.backends)},
-            metrics={b: read_json(paths.results(scratch).metric(b)) for b in params.train.backends},
+            metrics={o.backend: o.metrics for o in outputs_read},
             report=report,
             tolerance_ratio=report.tolerance_ratio,
         )
@@ -107,7 +106,8 @@ def execute(trial: Trial, applied: Overrides, paths: PipelinePaths) -> TrialReco
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _stages(params: Params, root: Path, paths: PipelinePaths) -> Report:
+def _stages(params: Params, root: Path, paths: PipelinePaths) -> tuple[Report, list[BackendOutputs]]:
+    """Every stage of one trial in `root`: the comparison, and the outputs it read (metrics included)."""
     # Imported here: the driver imports this module to name a trial's files, without torch.
     from adaline_repro.comparison import load_outputs
     from adaline_repro.stages import compare, evaluate, fetch, prepare, train
@@ -121,7 +121,7 @@ def _stages(params: Params, root: Path, paths: PipelinePaths) -> Report:
         )
     evaluate.write_outputs(dirs, params.train.backends, root / paths.train, root / paths.test, params.evaluate)
     outputs = [load_outputs(b, dirs) for b in params.train.backends]  # as the compare stage reads them
-    return compare.write_outputs(params, outputs, paths.compare_files(root), root / paths.train)
+    return compare.write_outputs(params, outputs, paths.compare_files(root), root / paths.train), outputs
 
 
 def dvc_md5(path: Path) -> str:
