@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from adaline_repro.comparison import BackendOutputs, compare
+from adaline_repro.comparison import BackendOutputs, Lecture, compare
 from adaline_repro.core.params import Params
 from adaline_repro.core.results import Model, Steps, Table, parameter_names
 from adaline_repro.dvc_support.overrides import Overrides
@@ -66,7 +66,7 @@ def one(params: Params, raw: pd.DataFrame) -> bool | None:
                 steps=steps,
             )
         )
-    return compare(outputs, params.compare).passed
+    return compare(outputs, params.compare, Lecture(train_table, params.train.lr)).passed
 
 
 def floor(root: Path) -> dict:

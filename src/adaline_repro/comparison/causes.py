@@ -1,27 +1,32 @@
-"""The likely-cause rules of the divergence locator: at the first step two records part, what the evidence
-proves about why (docs/divergence.md has one paragraph per rule).
+"""The likely-cause rules of the divergence locator: at the first step two records part, or records part
+from the lecture's update, what the evidence proves about why (docs/divergence.md has one paragraph per rule).
 
 Rules that read the records alone come first: parameters that are not finite, a different start, other
 minibatch rows, an update not applied, and a drift (the reference's update, applied to the suspect's
-parameters, gives the suspect's). The mechanisms (a learning-rate factor, a wrong sign, a summed loss,
-gradients never zeroed, an update skipped or never applied) are named only when the lecture's update
-replayed under that mechanism (replay.py) reproduces the suspect at the diverging step and at the
-following updates, and plain SGD does not: a mechanism must predict, not just fit one update. Anything
-else is "unexplained", with the numbers.
+parameters, gives the suspect's). The mechanisms (mechanisms.py: an update skipped or never applied, a
+summed loss, a factor on the learning rate or on some parameters, a nominal minibatch size, gradients never
+zeroed, optimizers.py, schedules.py, objectives.py) are named only when the lecture's update replayed under
+that mechanism (replay.py), its parameters fitted on the first updates, reproduces the suspect at the
+diverging step and at the following updates, and plain SGD does not: a mechanism must predict, not just
+fit. Anything else is "unexplained", with the numbers.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from adaline_repro.comparison import replay
+from adaline_repro.comparison.mechanisms import Mechanism
+from adaline_repro.comparison.search import mechanism
 from adaline_repro.comparison.tolerance import close
 from adaline_repro.core.params import CompareParams
 from adaline_repro.core.results import Steps
+
+LECTURE = "lecture"  # the lecture's update, replayed: the reference every backend is also held to
 
 # rule -> what the report calls it
 RULES = {
@@ -32,32 +37,41 @@ RULES = {
     "drift": "a gradual drift (this step's update is right)",
     "missing_zero_grad": "missing zero_grad() (gradient accumulation)",
     "sum_not_mean": "sum instead of mean in the loss",
+    "nominal_batch": "gradient divided by the nominal minibatch size",
     "sign": "update in the wrong direction",
     "learning_rate": "learning rate off by a factor",
+    "lr_schedule": "a learning-rate schedule the lecture does not use",
     "parameter_factor": "some parameters' updates off by a factor",
     "momentum": "momentum the lecture does not use",
+    "nesterov": "Nesterov momentum the lecture does not use",
     "weight_decay": "weight decay the lecture does not use",
+    "adaptive_optimizer": "an adaptive optimizer instead of SGD",
+    "targets": "targets transformed",
+    "loss_function": "a loss other than the MSE",
+    "rows_left_out": "minibatch rows left out of the update",
     "length": "a different number of updates",
     "parameters": "different parameters",
     "unexplained": "unexplained",
 }
-_FACTOR_RTOL = 1e-3  # a fitted factor this close to a round one (-1, 0.5, the minibatch size) is named so
 
 
 @dataclass(frozen=True)
 class Cause:
     rule: str  # a key of RULES
-    pair: tuple[str, str]  # (reference, other): the records compared
-    backend: str | None  # the one of the pair the evidence points at; None when it cannot say which
+    pair: tuple[str, str]  # (reference, other): the records compared; (LECTURE, a record) against the lecture
+    backend: str | None  # the one of the pair the evidence points at; None when it cannot say which, or all share it
     evidence: str  # one sentence, with the numbers
+    mechanism: Mechanism | None = field(default=None, compare=False, repr=False)  # what the evidence replayed
+    shared: tuple[str, ...] = ()  # the records that all part from the lecture by this cause
 
     @property
     def title(self) -> str:
         return RULES[self.rule]
 
     def text(self) -> str:
-        """`module: missing zero_grad() (gradient accumulation)`."""
-        return f"{self.backend or ' or '.join(self.pair)}: {self.title}"
+        """`module: missing zero_grad() (gradient accumulation)`; `manual, autograd and module alike: ...`."""
+        who = f"{_and(self.shared)} alike" if self.shared else self.backend or " or ".join(self.pair)
+        return f"{who}: {self.title}"
 
     def to_json(self) -> dict:
         return {
@@ -65,12 +79,14 @@ class Cause:
             "evidence": self.evidence,
             "pair": list(self.pair),
             "rule": self.rule,
+            "shared": list(self.shared),
             "title": self.title,
         }
 
     @classmethod
     def from_json(cls, data: dict) -> Cause:
-        return cls(data["rule"], tuple(data["pair"]), data["backend"], data["evidence"])
+        return cls(data["rule"], tuple(data["pair"]), data["backend"], data["evidence"], None,
+                   tuple(data.get("shared", ())))  # fmt: skip
 
 
 def explain(
@@ -145,95 +161,62 @@ def _replayed(
     is wrong, and a mechanism is named only when it predicts that record's updates from k on."""
     ref, other = pair
     r, o = records[ref], records[other]
-
-    def fits(predict: replay.Predict, rec: Steps) -> bool:
-        return replay.predicts(predict, rec, replay.window(rec, k), lambda a, b: bool(close(a, b, tol).all()))
-
     plain = lecture.sgd()
-    wrong = [name for name in pair if not fits(plain, records[name])]
+    wrong = [name for name in pair if not replay.predicts(plain, records[name], replay.window(records[name], k),
+                                                          replay.within(tol))]  # fmt: skip
     if not wrong:
         return _drift(pair, r, o, k, other if blame_known else None)
     if len(wrong) == 2:
         why = "; the lecture's update, replayed from each one's own parameters, reproduces neither"
         return _unexplained(pair, r, o, k, other if blame_known else None, why)
     (bad,) = wrong
-    rec = records[bad]
-    steps = replay.window(rec, k)
-    span = f"steps {steps[0]}-{steps[-1]}" if len(steps) > 1 else f"step {k}"
-    for rule, predict, evidence in _mechanisms(lecture, rec, k, bad, tol):
-        if fits(predict, rec):
-            proof = f"; this reproduces {bad}'s updates at {span}, and the lecture's plain update does not"
-            return Cause(rule, pair, bad, evidence + proof)
+    found = mechanism(lecture, records[bad], k, bad, tol)
+    if found is not None:
+        return Cause(found.rule, pair, bad, found.evidence + _proof(found, bad), found)
     good = ref if bad == other else other
+    span = _span(replay.window(records[bad], k))
     why = f"; the lecture's update reproduces {good}, not {bad}, and no rule's mechanism reproduces {bad} at {span}"
     return _unexplained(pair, r, o, k, bad, why)
 
 
-def _mechanisms(lecture: replay.Lecture, rec: Steps, k: int, name: str, tol: CompareParams):  # noqa: ANN202
-    """(rule, mechanism, evidence) for each bug the rules know, most specific first (a generator)."""
-    yield "no_update", replay.frozen, f"{name} never applies an update from {rec.label(k)} on (its parameters stay put)"
-    yield "no_update", replay.skipped_at(k, lecture.sgd()), f"{name} skips the update of {rec.label(k)} alone"
-    sizes = {len(rec.rows[j]) for j in replay.window(rec, k)}
-    n = next(iter(sizes))
-    alias = (
-        f" (or a learning rate exactly {n} x too large: the minibatches here all have {n} rows)"
-        if len(sizes) == 1
-        else ""
-    )
-    yield (
-        "sum_not_mean",
-        lecture.sgd(per_row=True),
-        f"{name}'s loss sums over the minibatch instead of averaging{alias}",
-    )
-    summed = lecture.summed_gradients(rec, replay.window(rec, k)[-1])
-    since = lecture.accumulated_since(rec, k, summed, lambda a, b: close(a, b, tol))
-    if since is not None:
-        yield (
-            "missing_zero_grad",
-            lecture.accumulating(since, summed),
-            f"{name}'s gradients were not zeroed since step {since}: each update is the sum of the fresh gradients of "
-            f"steps {since} on",
-        )
-    if k == 2:  # momentum from the first update shows at the second: v = mu * g1 + g2
-        mu = lecture.fitted(rec, k, lecture.gradient(rec.params[0], rec.rows[1]))
-        if mu is not None and mu > 0:
-            yield (
-                "momentum",
-                lecture.momentum(mu),
-                f"{name} updates with momentum {mu:.3g} (torch.optim.SGD's momentum=)",
-            )
-    lam = lecture.fitted(rec, k, rec.params[k - 1])
-    if lam is not None and lam > 0:
-        yield (
-            "weight_decay",
-            lecture.weight_decay(lam),
-            f"{name} adds weight decay {lam:.3g} x its parameters to the gradient",
-        )
-    yield from _factors(lecture, rec, k, name)
+def explain_departure(records: Mapping[str, Steps], k: int, tol: CompareParams, lecture: replay.Lecture) -> list[Cause]:
+    """Why records part from the lecture's update at step k: one cause for all of them when one mechanism
+    reproduces each (no backend blamed alone), else one per record; unexplained, for all, when no rule's
+    mechanism reproduces any."""
+    names = list(records)
+    if len(names) > 1:
+        found = mechanism(lecture, records[names[0]], k, "each backend", tol)
+        if found is not None and all(found.holds(records[n], tol) for n in names[1:]):
+            return [Cause(found.rule, (LECTURE, names[0]), None, found.evidence + _proof(found, _and(names)), found,
+                          tuple(names))]  # fmt: skip
+    alone = {n: mechanism(lecture, records[n], k, n, tol) for n in names}
+    if not any(alone.values()):
+        return [_departed(records, names[0], k, lecture, tuple(names) if len(names) > 1 else ())]
+    return [Cause(m.rule, (LECTURE, n), n, m.evidence + _proof(m, n), m) if m else _departed(records, n, k, lecture)
+            for n, m in alone.items()]  # fmt: skip
 
 
-def _factors(lecture: replay.Lecture, rec: Steps, k: int, name: str):  # noqa: ANN202 (a generator)
-    """The factor mechanisms: one factor for every parameter (sign, learning rate), else one per parameter."""
+def _departed(
+    records: Mapping[str, Steps], name: str, k: int, lecture: replay.Lecture, shared: tuple[str, ...] = ()
+) -> Cause:
+    rec = records[name]
     plain = lecture.sgd()(rec, k) - rec.params[k - 1]
-    with np.errstate(all="ignore"):
-        each = np.where(plain != 0, _update(rec, k) / plain, np.nan)
-    if np.isfinite(each).all() and not np.allclose(each, each[0], rtol=_FACTOR_RTOL, atol=0):
-        off = [f"{n} {f:.3g} x" for n, f in zip(rec.names, each.tolist(), strict=True) if abs(f - 1) > _FACTOR_RTOL]
-        yield "parameter_factor", lecture.per_parameter(each), (
-            f"{name}'s update of {', '.join(off)} the lecture's, the other parameters' right (a bug in one "
-            "component of the gradient or of the update: 0 x is a parameter never updated)")  # fmt: skip
-        return
-    c = replay.factor(lecture, rec, k)
-    if c is None or c == 0:
-        return
-    if c < 0:
-        what = (
-            "`+=` for `-=`, or the residual's sign flipped" if abs(c + 1) <= _FACTOR_RTOL else f"and {-c:.6g} x as far"
-        )
-        yield "sign", lecture.sgd(c), f"{name}'s updates go up the gradient ({c:.6g} x the lecture's: {what})"
-    else:
-        alias = " (or its gradient lost the 2 of d/dw (y - yhat)^2)" if abs(c - 0.5) <= _FACTOR_RTOL * 0.5 else ""
-        yield "learning_rate", lecture.sgd(c), f"{name}'s learning rate is {c:.6g} x the configured one{alias}"
+    who = f"{_and(shared)} each" if shared else name
+    return Cause("unexplained", (LECTURE, name), None if shared else name, (
+        f"at {rec.label(k)} {who} updates by {vec(_update(rec, k))} from {vec(rec.params[k - 1])}, where the "
+        f"lecture's update, replayed from there, is {vec(plain)}; no rule reproduces this"), None, shared)  # fmt: skip
+
+
+def _proof(found: Mechanism, who: str) -> str:
+    return f"; this reproduces {who}'s updates at {_span(found.steps)}, and the lecture's plain update does not"
+
+
+def _span(steps: range) -> str:
+    return f"steps {steps[0]}-{steps[-1]}" if len(steps) > 1 else f"step {steps[0]}"
+
+
+def _and(names: list[str] | tuple[str, ...]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _drift(pair: tuple[str, str], r: Steps, o: Steps, k: int, blamed: str | None) -> Cause:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adaline_repro.comparison.causes import Cause, explain, ratios
+from adaline_repro.comparison.causes import LECTURE, Cause, explain, explain_departure, ratios
 from adaline_repro.comparison.replay import Lecture
 from adaline_repro.comparison.tolerance import close
 from adaline_repro.core.params import CompareParams
@@ -124,6 +124,29 @@ def first_divergence(
     evidence = (f"the records agree at every step they share (0-{length - 1}), then end apart: updates {counts} "
                 "(other epochs, minibatches, or a loop that stops early)")  # fmt: skip
     return _at(length, records, apart, (Cause("length", apart[0], short, evidence),))
+
+
+def first_departure(records: Mapping[str, Steps], tol: CompareParams, lecture: Lecture) -> Divergence | None:
+    """The first update at which any record is not the lecture's update, replayed in float64 from that record's
+    own parameters before it on its own minibatch, within `tol`: what compare also holds every backend to, so
+    that a bug they all share does not pass because they agree. At that step: what each record and the
+    lecture did, and why they part (one cause for all when one mechanism reproduces each). None when every
+    update of every record is the lecture's, or the table does not hold the records' minibatches."""
+    if not all(lecture.covers(rec) for rec in records.values()):
+        return None
+    steps = {name: lecture.departure(rec, tol) for name, rec in records.items()}
+    parted = {name: k for name, k in steps.items() if k is not None}
+    if not parted:
+        return None
+    k = min(parted.values())
+    names = [name for name, at in parted.items() if at == k]
+    first = records[names[0]]
+    replayed = first.params[: k + 1].copy()
+    replayed[k] = lecture.sgd()(first, k)
+    reference = Steps(first.names, first.epoch[: k + 1], first.batch[: k + 1], first.rows[: k + 1], replayed,
+                      first.batch_mse[: k + 1])  # fmt: skip
+    causes = explain_departure({name: records[name] for name in names}, k, tol, lecture)
+    return _at(k, {LECTURE: reference, **records}, tuple((LECTURE, name) for name in names), tuple(causes))
 
 
 def _at(k: int, records: Mapping[str, Steps], apart: tuple[Pair, ...], causes: tuple[Cause, ...]) -> Divergence:

@@ -1,56 +1,96 @@
 """The lecture's update replayed from a step record, in float64: plain minibatch SGD on ADALINE's MSE (the
-manual backend's formula, dL/dw = -2/n x^T (y - yhat)) and the mechanism of each bug the divergence rules
-name. A rule names a cause only when its mechanism, started from the suspect's own parameters before each
-update, reproduces the suspect's parameters after it, within the compare tolerances, at the diverging step
-and at the following ones (docs/divergence.md, "A cause must predict").
+manual backend's formula, dL/dw = -2/n x^T (y - yhat)), the oracle that holds every update of a record to
+it, and what the mechanisms of the cause rules are made of (mechanisms.py, optimizers.py, schedules.py,
+objectives.py). A rule names a cause only when its mechanism, started from the suspect's own parameters
+before each update, reproduces the suspect's parameters after it, within the compare tolerances, at the
+diverging step and at the following ones (docs/divergence.md, "A cause must predict").
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from adaline_repro.core.results import Steps
-
-# After the diverging step, a mechanism must also predict this many updates, or to the end of the epoch
-# when that is further: one update fits many mechanisms, a run of them only the true one.
-FOLLOWING = 3
+from adaline_repro.comparison.tolerance import close, close_update, update_bound
+from adaline_repro.core.params import CompareParams
+from adaline_repro.core.results import Steps, Table, read_table
 
 Predict = Callable[[Steps, int], np.ndarray]  # the parameters after update j, from the record's before j
 
 
 @dataclass(frozen=True)
 class Lecture:
-    """The training table (train.csv) and the learning rate: all plain SGD needs to replay an update."""
+    """The training table and the learning rate: all plain SGD needs to replay an update."""
 
-    train: Path
+    table: Table
     lr: float
 
-    @functools.cached_property
-    def _data(self) -> tuple[dict[int, int], np.ndarray, np.ndarray]:
-        from adaline_repro.core.results import read_table  # read only once a step diverges
+    @classmethod
+    def read(cls, train: Path, lr: float) -> Lecture:
+        return cls(read_table(train), lr)
 
-        table = read_table(self.train)
-        index = {int(r): i for i, r in enumerate(table.rows.tolist())}
-        return index, table.x.astype(np.float64), table.y.astype(np.float64)
+    @functools.cached_property
+    def _data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The table's raw-row numbers, sorted, the positions that sort them, and x with a column of ones (the
+        bias's input) and y, in float64."""
+        order = np.argsort(self.table.rows, kind="stable")
+        x = np.hstack([self.table.x.astype(np.float64), np.ones((len(self.table.y), 1))])
+        return self.table.rows[order], order, x, self.table.y.astype(np.float64)
 
     def covers(self, rec: Steps) -> bool:
         """Whether every minibatch of the record is rows of this table, with its parameters' count."""
-        index, x, _ = self._data
-        return len(rec.names) == x.shape[1] + 1 and all(r in index for rows in rec.rows for r in rows)
+        known, _, x, _ = self._data
+        wanted = np.fromiter(itertools.chain.from_iterable(rec.rows), dtype=np.int64)
+        found = np.searchsorted(known, wanted).clip(max=len(known) - 1)
+        return len(rec.names) == x.shape[1] and bool((known[found] == wanted).all())
+
+    def batch(self, rows: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """The minibatch's inputs with the bias's 1 (n, parameters) and targets (n,), in the order given."""
+        known, order, x, y = self._data
+        at = order[np.searchsorted(known, np.asarray(rows, dtype=np.int64))]
+        return x[at], y[at]
 
     def gradient(self, params: np.ndarray, rows: tuple[int, ...]) -> np.ndarray:
         """The MSE gradient over the minibatch at `params` (weights..., bias)."""
-        index, x, y = self._data
-        at = [index[r] for r in rows]
-        xb, yb = x[at], y[at]
-        residual = yb - (xb @ params[:-1] + params[-1])
-        n = len(at)
-        return np.append(-2.0 / n * (xb.T @ residual), -2.0 / n * residual.sum())
+        xb, yb = self.batch(rows)
+        return -2.0 / len(yb) * (xb.T @ (yb - xb @ params))
+
+    def gradients(self, rec: Steps, upto: int | None = None) -> np.ndarray:
+        """(upto + 1, parameters): row j the MSE gradient of update j at the record's parameters before it
+        (row 0 zeros), for every update at once: one matrix product over all the minibatches' rows."""
+        upto = rec.updates if upto is None else upto
+        sizes = np.array([len(r) for r in rec.rows[1 : upto + 1]], dtype=np.int64)
+        out = np.zeros((upto + 1, len(rec.names)))
+        xb, yb = self.batch(tuple(itertools.chain.from_iterable(rec.rows[1 : upto + 1])))
+        before = np.repeat(rec.params[:upto], sizes, axis=0)  # each row's update starts from these
+        full = sizes > 0  # an empty minibatch's mean is NaN, as gradient() gives it
+        with np.errstate(all="ignore"):
+            weighted = xb * (yb - (xb * before).sum(axis=1))[:, None]
+            sums = np.add.reduceat(weighted, (np.cumsum(sizes) - sizes)[full], axis=0) if full.any() else 0.0
+            out[1:][full] = -2.0 / sizes[full, None] * sums
+            out[1:][~full] = np.nan
+        return out
+
+    def gaps(self, rec: Steps, tol: CompareParams) -> np.ndarray:
+        """(updates,): how far each update of the record is from the lecture's, replayed from the record's own
+        parameters before it, in units of the tolerance (tolerance.close_update; the largest over the
+        parameters, inf where not close at all)."""
+        before, after = rec.params[:-1], rec.params[1:]
+        with np.errstate(all="ignore"):
+            replayed = before - self.lr * self.gradients(rec)[1:]
+            ratio = np.abs(replayed - after) / update_bound(before, replayed, after, tol)
+            together = close_update(before, replayed, after, tol)
+            return np.where(together, np.nan_to_num(ratio, nan=0.0, posinf=0.0), np.inf).max(axis=1, initial=0.0)
+
+    def departure(self, rec: Steps, tol: CompareParams) -> int | None:
+        """The first update the lecture's does not give within `tol` (None: every update is the lecture's)."""
+        apart = np.flatnonzero(self.gaps(rec, tol) > 1)
+        return int(apart[0]) + 1 if apart.size else None
 
     # --- mechanisms: each gives the parameters after update j from the record's own before it ---------
 
@@ -64,25 +104,14 @@ class Lecture:
 
         return predict
 
-    def summed_gradients(self, rec: Steps, upto: int) -> np.ndarray:
-        """(upto + 1, parameters): row j the sum of the fresh gradients of updates 1..j, each at the record's
-        parameters before it (what gradients never zeroed add up to); computed once, O(upto)."""
-        fresh = np.zeros((upto + 1, len(rec.names)))
-        for i in range(1, upto + 1):
-            fresh[i] = self.gradient(rec.params[i - 1], rec.rows[i])
-        return np.cumsum(fresh, axis=0)
-
-    def per_parameter(self, factors: np.ndarray) -> Predict:
-        """Plain SGD with each parameter's update times its own factor (a bug in one gradient component)."""
-
-        def predict(rec: Steps, j: int) -> np.ndarray:
-            return rec.params[j - 1] - factors * self.lr * self.gradient(rec.params[j - 1], rec.rows[j])
-
-        return predict
+    def scaled(self, factors: Callable[[Steps, int], float | np.ndarray]) -> Predict:
+        """Plain SGD with update j times factors(rec, j): a number, or one per parameter."""
+        return lambda rec, j: rec.params[j - 1] - factors(rec, j) * self.lr * self.gradient(rec.params[j - 1],
+                                                                                           rec.rows[j])  # fmt: skip
 
     def accumulating(self, since: int, summed: np.ndarray) -> Predict:
-        """Gradients summed since update `since` and never zeroed (a missing zero_grad()); `summed` from
-        summed_gradients."""
+        """Gradients summed since update `since` and never zeroed (a missing zero_grad()); `summed` the
+        cumulative sum of gradients()."""
         return lambda rec, j: rec.params[j - 1] - self.lr * (summed[j] - summed[since - 1])
 
     def accumulated_since(self, rec: Steps, k: int, summed: np.ndarray, close: Callable) -> int | None:
@@ -94,18 +123,6 @@ class Lecture:
         with np.errstate(all="ignore"):
             matches = np.flatnonzero(close(candidates, rec.params[k]).all(axis=1))
         return int(matches[0]) + 1 if matches.size else None
-
-    def momentum(self, mu: float) -> Predict:
-        """torch.optim.SGD's momentum from the first update on: a velocity v = mu * v + g (v = g at first)."""
-
-        def predict(rec: Steps, j: int) -> np.ndarray:
-            velocity = np.zeros(len(rec.names))
-            for i in range(1, j + 1):
-                g = self.gradient(rec.params[i - 1], rec.rows[i])
-                velocity = g if i == 1 else mu * velocity + g
-            return rec.params[j - 1] - self.lr * velocity
-
-        return predict
 
     def weight_decay(self, lam: float) -> Predict:
         """torch.optim.SGD's weight_decay: lam * params added to every gradient, the bias's included."""
@@ -136,10 +153,17 @@ def skipped_at(k: int, then: Predict) -> Predict:
     return lambda rec, j: rec.params[j - 1] if j == k else then(rec, j)
 
 
-def window(rec: Steps, k: int) -> range:
-    """The diverging step k and the updates after it a mechanism must also predict."""
-    end_of_epoch = k + int(np.count_nonzero(rec.epoch[k + 1 :] == rec.epoch[k]))
-    return range(k, min(len(rec.params) - 1, max(k + FOLLOWING, end_of_epoch)) + 1)
+# After its fit, a mechanism must also predict this many updates, or to the end of the epoch when that is
+# further: one update fits many mechanisms, a run of them only the true one.
+FOLLOWING = 3
+
+
+def window(rec: Steps, k: int, last_fit: int | None = None, epochs: int = 1) -> range:
+    """The diverging step k and the updates after it a mechanism must also predict: FOLLOWING past its last
+    fitted update, and to the end of k's epoch (epochs=2: of the next one, for what changes between epochs)."""
+    last = k if last_fit is None else last_fit
+    later = np.flatnonzero(rec.epoch[k:] < rec.epoch[k] + epochs)
+    return range(k, min(len(rec.params) - 1, max(last + FOLLOWING, k + int(later[-1]))) + 1)
 
 
 def predicts(predict: Predict, rec: Steps, steps: range, close: Callable[[np.ndarray, np.ndarray], bool]) -> bool:
@@ -156,3 +180,8 @@ def factor(lecture: Lecture, rec: Steps, k: int) -> float | None:
         den = float(plain @ plain)
         c = float(seen @ plain) / den if den else float("nan")
     return c if np.isfinite(c) else None
+
+
+def within(tol: CompareParams) -> Callable[[np.ndarray, np.ndarray], bool]:
+    """Whether two parameter vectors agree within `tol` in every component."""
+    return lambda a, b: bool(close(a, b, tol).all())

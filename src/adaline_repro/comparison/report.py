@@ -18,8 +18,8 @@ from adaline_repro.comparison.agreement import (
     compare_pair,
     tolerance_ratio,
 )
-from adaline_repro.comparison.causes import RULES, num, vec
-from adaline_repro.comparison.divergence import Divergence, first_divergence
+from adaline_repro.comparison.causes import LECTURE, RULES, Cause, num, vec
+from adaline_repro.comparison.divergence import Divergence, first_departure, first_divergence
 from adaline_repro.comparison.replay import Lecture
 from adaline_repro.core.params import CompareParams
 
@@ -32,12 +32,25 @@ _SHARED = {"train_accuracy": "train_acc", "test_accuracy": "test_acc", "train_ms
 @dataclass(frozen=True)
 class Report:
     pairs: tuple[PairResult, ...]
-    divergence: Divergence | None  # the first step at which parameters part
+    divergence: Divergence | None  # the first step at which parameters part, or part from the lecture's update
     tolerance_ratio: float | None = None  # the largest float difference in units of its tolerance
+    follows_lecture: bool | None = None  # every update the lecture's, replayed; None: not replayed (no table)
+    lecture_ratio: float | None = None  # the largest difference from the lecture's updates, in tolerance units
+
+    @property
+    def agree(self) -> bool:
+        """Whether the backends agree with each other (whatever the lecture says)."""
+        return all(p.passed for p in self.pairs)
 
     @property
     def passed(self) -> bool:
-        return all(p.passed for p in self.pairs)
+        return self.agree and self.follows_lecture is not False
+
+    @property
+    def headline(self) -> str:
+        if self.passed:
+            return "PASSED: the backends agree"
+        return "FAILED: the backends differ" if not self.agree else "FAILED: the backends agree, not with the lecture"
 
     def largest(self, quantity: str) -> float | None:
         """The largest difference of a quantity over all pairs; None when some pair is not comparable."""
@@ -50,6 +63,7 @@ class Report:
         so the track stage downstream, untouched."""
         return {
             "passed": self.passed,
+            "follows_lecture": self.follows_lecture,
             "first_divergence": None if self.divergence is None else self.divergence.to_json(),
             "largest_abs_diff": {q: self.largest(q) for q in QUANTITIES},
             "pairs": {f"{p.a}~{p.b}": {"passed": p.passed, **p.to_json()} for p in self.pairs},
@@ -60,7 +74,8 @@ class Report:
         """A report read back from compare.json (or a sweep's journal), in the order it was written."""
         found = data["first_divergence"]
         pairs = tuple(PairResult.from_json(name, d, QUANTITIES) for name, d in data["pairs"].items())
-        return cls(pairs, None if found is None else Divergence.from_json(found))
+        return cls(pairs, None if found is None else Divergence.from_json(found),
+                   follows_lecture=data.get("follows_lecture"))  # fmt: skip
 
     def verdict(self, outputs: Sequence[BackendOutputs]) -> dict:
         """reports/verdict.json, the compare stage's metrics file (what `dvc exp show` puts beside each
@@ -90,20 +105,28 @@ class Report:
         failed = [q for q in QUANTITIES if any(not d.passed for p in self.pairs for d in p.differences
                                                if d.quantity == q)]  # fmt: skip
         why = sentence(self.divergence)
-        return f"the backends differ in {', '.join(failed)}; {why[0].lower()}{why[1:]}"
+        what = f"differ in {', '.join(failed)}" if failed else "agree with each other, not with the lecture's update"
+        return f"the backends {what}; {why[0].lower()}{why[1:]}"
 
     def markdown(self, tolerances: CompareParams) -> str:
         """compare.md. When a step diverges it leads with the student's sentence and the per-parameter
         evidence under it, then the table; otherwise the verdict, the table and "None"."""
-        verdict = "PASSED: the backends agree" if self.passed else "FAILED: the backends differ"
         table = (
-            f"**{verdict}** (floats within atol={tolerances.atol:g}, rtol={tolerances.rtol:g}; "
-            f"predictions and accuracies exactly).\n\n{self.difference_table()}"
+            f"**{self.headline}** (floats within atol={tolerances.atol:g}, rtol={tolerances.rtol:g}; "
+            f"predictions and accuracies exactly).\n\n{self.difference_table()}{self._lecture_line()}"
         )
         if self.divergence:
             lead = f"{sentence(self.divergence)}\n\n{markdown(self.divergence)}"
             return f"# Backend comparison\n\n{lead}\n{table}"
         return f"# Backend comparison\n\n{table}\n{markdown(self.divergence)}"
+
+    def _lecture_line(self) -> str:
+        if not self.follows_lecture:
+            return ""
+        return (
+            "\nEvery update of every backend is the lecture's, replayed in float64 from its own parameters on its "
+            f"own minibatch (the largest difference: {self.lecture_ratio:.2g} of its tolerance).\n"
+        )
 
     def difference_table(self) -> str:
         """The markdown table of the differences, one row per pair and quantity."""
@@ -118,11 +141,22 @@ class Report:
 
 def compare(outputs: Sequence[BackendOutputs], tol: CompareParams, lecture: Lecture | None = None) -> Report:
     """Every pair, in the order the backends are listed, and the first update step at which any part
-    (`lecture`: the training data and learning rate, which let the cause rules replay updates)."""
+    (`lecture`: the training data and learning rate, which let the cause rules replay updates, and hold every
+    backend's every update to the lecture's: a departure before the backends part is the divergence)."""
+    records = {o.backend: o.steps for o in outputs}
+    found = first_divergence(records, tol, lecture)
+    if lecture is None or not all(lecture.covers(rec) for rec in records.values()):
+        return Report(tuple(compare_pair(a, b, tol) for a, b in itertools.combinations(outputs, 2)), found,
+                      tolerance_ratio(outputs, tol))  # fmt: skip
+    departed = first_departure(records, tol, lecture)
+    if departed is not None and (found is None or departed.step < found.step):
+        found = departed
     return Report(
         tuple(compare_pair(a, b, tol) for a, b in itertools.combinations(outputs, 2)),
-        first_divergence({o.backend: o.steps for o in outputs}, tol, lecture),
+        found,
         tolerance_ratio(outputs, tol),
+        departed is None,
+        max(float(lecture.gaps(rec, tol).max(initial=0.0)) for rec in records.values()),
     )
 
 
@@ -154,38 +188,41 @@ def sentence(divergence: Divergence | None) -> str:
     for cause in divergence.causes:
         why = "no rule fits (the per-parameter evidence is below)" if cause.rule == "unexplained" else (
             f"likely cause: {cause.text()}")  # fmt: skip
-        parts.append(f"at {divergence.label}, {_what_it_did(divergence, cause.pair, cause.backend)}; {why}")
+        parts.append(f"at {divergence.label}, {_what_it_did(divergence, cause)}; {why}")
     text = "; ".join(parts) or f"at {divergence.label} the records part; no rule fits"
     return text[0].upper() + text[1:] + "."
 
 
-def _what_it_did(divergence: Divergence, pair: tuple[str, str], blamed: str | None) -> str:
+def _what_it_did(divergence: Divergence, cause: Cause) -> str:
     """`module's update is 3 x manual's and autograd's in every parameter`, for the blamed record (or, when
-    none is, the second of the pair against the first)."""
-    ref, who = pair
-    if blamed:
-        who = blamed
-        others = [n for n in divergence.backends if n != who]
+    none is, the second of the pair against the first); against the lecture, `each backend's update is 3 x
+    the lecture's ...` when they all share the cause."""
+    ref, who = cause.pair
+    if cause.backend and ref != LECTURE:
+        who = cause.backend
+        others = [n for n in divergence.backends if n not in (who, LECTURE)]
         ref = others[0]
     else:
         others = [ref]
-    them = " and ".join(f"{n}'s" for n in others)
+    whose = f"every backend's update ({', '.join(cause.shared)})" if cause.shared else f"{who}'s update"
+    names = ["the lecture" if n == LECTURE else n for n in others]
+    them = " and ".join(f"{n}'s" for n in names)
     at = divergence.backends[who]
     if divergence.step == 0:
-        return f"{who} starts from {vec(at.after or [])}, not from where {' and '.join(others)} start"
+        return f"{who} starts from {vec(at.after or [])}, not from where {' and '.join(names)} start"
     if at.update is None:
-        go = "goes" if len(others) == 1 else "go"
-        return f"{who} ends after {at.updates} updates while {' and '.join(others)} {go} on"
+        go = "goes" if len(names) == 1 else "go"
+        return f"{who} ends after {at.updates} updates while {' and '.join(names)} {go} on"
     ratios = divergence.update_ratios.get((ref, who))
     if ratios is None:  # stored the other way round: ref's update over who's
         ratios = [1 / r if isinstance(r, float) and r else None for r in divergence.update_ratios[who, ref]]
     if any(not isinstance(r, float) for r in ratios):
-        return f"{who}'s update is {vec(at.update)}, unlike {them}"
+        return f"{whose} is {vec(at.update)}, unlike {them}"
     if max(ratios) - min(ratios) > 1e-3 * max(abs(r) for r in ratios):
-        return f"{who}'s update is {vec(ratios)} x {them}, parameter by parameter"
+        return f"{whose} is {vec(ratios)} x {them}, parameter by parameter"
     if abs(ratios[0] - 1) <= 1e-5:  # float32 rounding of the updates; a learning rate 1.001 x is not this
-        return f"{who}'s update is the same as {them}"
-    return f"{who}'s update is {ratios[0]:.4g} x {them} in every parameter"
+        return f"{whose} is the same as {them}"
+    return f"{whose} is {ratios[0]:.4g} x {them} in every parameter"
 
 
 def markdown(divergence: Divergence | None) -> str:

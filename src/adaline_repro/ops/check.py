@@ -209,7 +209,7 @@ def _across_devices(runs: list[DeviceRun], params: Params) -> tuple[list[PairRes
     names = (runs[0].device, runs[1].device)
     if names[0] == names[1]:
         names = (f"{names[0]} 1", f"{names[1]} 2")
-    lecture = Lecture(runs[0].train, params.train.lr) if runs[0].train else None
+    lecture = Lecture.read(runs[0].train, params.train.lr) if runs[0].train else None
     found = divergences(runs[0].results, runs[1].results, names, params.compare, lecture)
     return drift(runs[0].results, runs[1].results, params.compare), found
 

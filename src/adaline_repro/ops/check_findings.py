@@ -128,7 +128,7 @@ def judge(
     beyond the tolerances, from which update step, which files have other bytes, whether anything explains
     them, and so the outcome."""
     run.drift = drift(reference, run.results, params.compare)
-    lecture = Lecture(run.train, params.train.lr) if run.train else None
+    lecture = Lecture.read(run.train, params.train.lr) if run.train else None
     run.divergences = divergences(reference, run.results, ("committed", "fresh"), params.compare, lecture)
     run.byte_differences = differing_files(repo, run.results_root, result_files(paths, repo, run.results_root))
     run.lock_identical = all(d.file != "dvc.lock" for d in run.byte_differences)

@@ -21,7 +21,7 @@ def write_outputs(params: Params, outputs: Sequence[BackendOutputs], files: Comp
     """Compare every backend's results (load_outputs of each, in train.backends' order); write the report,
     the verdict and the plots' data. `train` (train.csv) is read only when a step diverges: the cause rules
     replay the lecture's updates on it."""
-    report = compare(outputs, params.compare, Lecture(train, params.train.lr) if train else None)
+    report = compare(outputs, params.compare, Lecture.read(train, params.train.lr) if train else None)
     write_json(files.json, report.to_json())
     atomic_write_text(files.md, report.markdown(params.compare))
     write_json(files.verdict, report.verdict(outputs))

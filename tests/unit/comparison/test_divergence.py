@@ -12,15 +12,13 @@ from adaline_repro import backends
 from adaline_repro.backends.autograd import AutogradBackend
 from adaline_repro.backends.manual import ManualBackend
 from adaline_repro.backends.module import ModuleBackend
-from adaline_repro.comparison import Divergence, Lecture, first_divergence, likely_causes, sentence, summary
-from adaline_repro.comparison.causes import Cause
+from adaline_repro.comparison import first_divergence, likely_causes, sentence, summary
 from adaline_repro.comparison.tolerance import close
 from adaline_repro.core.params import CompareParams
 from adaline_repro.core.results import read_steps
-from adaline_repro.stages.train import shuffle_orders, train, write_result
+from adaline_repro.stages.train import shuffle_orders
 from tests.conftest import pairs_with
-
-REGISTERED = backends.get
+from tests.unit.comparison.conftest import locate, only_cause
 
 
 class NoZeroGrad(ModuleBackend):
@@ -95,12 +93,6 @@ class CreepingBias(ManualBackend):
         self.bias -= 3e-8
 
 
-@pytest.fixture
-def lecture(data_dir, params):
-    """The training table and learning rate the cause rules replay updates on, as compare gives them."""
-    return Lecture(data_dir / "train.csv", params.train.lr)
-
-
 class ClippedGradient(ModuleBackend):
     """torch.nn.utils.clip_grad_norm_(..., max_norm=0.5) before each step: a factor that changes from update
     to update, which fits one update as "a learning rate" and predicts none of the next."""
@@ -141,28 +133,6 @@ class WithWeightDecay(ModuleBackend):
     def __init__(self, n_features: int, lr: float, dtype: torch.dtype, device: torch.device) -> None:
         super().__init__(n_features, lr, dtype, device)
         self.optimizer = torch.optim.SGD(self.linear.parameters(), lr=lr, weight_decay=0.01)
-
-
-def locate(tmp_path, monkeypatch, train_table, params, lecture, names=backends.BACKENDS, faulty=None, orders=None):
-    """Train each backend (one of them replaced by a faulty class, or given other shuffle orders), write
-    its step record as the train stage does, read them back and locate the first divergence."""
-    records = {}
-    for name in names:
-        cls = (faulty or {}).get(name)
-        monkeypatch.setattr(backends, "get", (lambda _, c=cls: c) if cls else REGISTERED)
-        result = train(name, train_table, params.train, (orders or {}).get(name))
-        path = tmp_path / f"{name}.csv"
-        write_result(result, train_table.features, tmp_path / "model.json", tmp_path / "curve.csv", path)
-        records[name] = read_steps(path)
-    return first_divergence(records, params.compare, lecture)
-
-
-def only_cause(found: Divergence, step: int, rule: str, backend: str | None) -> Cause:
-    """The one likely cause of a divergence at `step`, asserted to be `rule` blaming `backend`."""
-    assert found.step == step
-    (cause,) = found.causes
-    assert (cause.rule, cause.backend) == (rule, backend)
-    return cause
 
 
 def test_the_backends_as_written_never_diverge(tmp_path, monkeypatch, train_table, params, lecture):

@@ -148,7 +148,7 @@ def lecture(tmp_path_factory) -> Lecture:
     rng = np.random.default_rng(0)
     lines = ["a,b,label,row"] + [f"{x:.6g},{y:.6g},{i % 2},{i}" for i, (x, y) in enumerate(rng.normal(size=(21, 2)))]
     path.write_text("\n".join(lines) + "\n")
-    return Lecture(path, 0.05)
+    return Lecture.read(path, 0.05)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
