@@ -114,6 +114,13 @@ def compare_floats(
     )
 
 
+def compare_steps(a: Steps, b: Steps, tol: CompareParams) -> Difference:
+    """Every update's parameters; records of other parameters differ even where their flat lengths agree."""
+    if a.names != b.names:
+        return Difference("steps", None, None, f"parameters {', '.join(a.names)} and {', '.join(b.names)}", False)
+    return compare_floats("steps", a.params.ravel(), b.params.ravel(), StepLabels(a), tol)
+
+
 def compare_exact_value(quantity: str, a: float, b: float) -> Difference:
     diff = abs(a - b)
     ok = a == b and math.isfinite(a)
@@ -137,7 +144,7 @@ def compare_pair(a: BackendOutputs, b: BackendOutputs, tol: CompareParams) -> Pa
         (
             compare_floats("train_mse", a.curve, b.curve, epochs, tol),
             compare_floats("weights", a.weights, b.weights, list(a.weight_names), tol),
-            compare_floats("steps", a.steps.params.ravel(), b.steps.params.ravel(), StepLabels(a.steps), tol),
+            compare_steps(a.steps, b.steps, tol),
             compare_predictions(a, b),
             *(compare_exact_value(q, a.metrics[q], b.metrics[q]) for q in ("train_accuracy", "test_accuracy")),
         ),

@@ -184,6 +184,13 @@ def explain_departure(records: Mapping[str, Steps], k: int, tol: CompareParams, 
     reproduces each (no backend blamed alone), else one per record; unexplained, for all, when no rule's
     mechanism reproduces any."""
     names = list(records)
+    broken = [n for n in names if not np.isfinite(records[n].params[k]).all()]
+    if broken:
+        rec = records[broken[0]]
+        return [Cause("non_finite", (LECTURE, broken[0]), broken[0] if len(broken) == 1 else None,
+                      f"at {rec.label(k)} {' and '.join(broken)} holds {vec(rec.params[k])}: training overflowed (a "
+                      "learning rate too large for the data) or divided by zero", None,
+                      tuple(broken) if len(broken) > 1 else ())]  # fmt: skip
     if len(names) > 1:
         found = mechanism(lecture, records[names[0]], k, "each backend", tol)
         if found is not None and all(found.holds(records[n], tol) for n in names[1:]):

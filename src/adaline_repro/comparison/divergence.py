@@ -126,12 +126,15 @@ def first_divergence(
     return _at(length, records, apart, (Cause("length", apart[0], short, evidence),))
 
 
-def first_departure(records: Mapping[str, Steps], tol: CompareParams, lecture: Lecture) -> Divergence | None:
+def first_departure(
+    records: Mapping[str, Steps], tol: CompareParams, lecture: Lecture, before: int | None = None
+) -> Divergence | None:
     """The first update at which any record is not the lecture's update, replayed in float64 from that record's
     own parameters before it on its own minibatch, within `tol`: what compare also holds every backend to, so
     that a bug they all share does not pass because they agree. At that step: what each record and the
     lecture did, and why they part (one cause for all when one mechanism reproduces each). None when every
-    update of every record is the lecture's, or the table does not hold the records' minibatches."""
+    update of every record is the lecture's (before step `before`, when given), or the table does not hold the
+    records' minibatches."""
     if not all(lecture.covers(rec) for rec in records.values()):
         return None
     steps = {name: lecture.departure(rec, tol) for name, rec in records.items()}
@@ -139,6 +142,8 @@ def first_departure(records: Mapping[str, Steps], tol: CompareParams, lecture: L
     if not parted:
         return None
     k = min(parted.values())
+    if before is not None and k >= before:
+        return None
     names = [name for name, at in parted.items() if at == k]
     first = records[names[0]]
     replayed = first.params[: k + 1].copy()

@@ -30,7 +30,8 @@ class Mechanism:
     single: bool = False  # about one update (a skipped one): plain SGD may miss only that one
 
     def holds(self, rec: Steps, tol: CompareParams) -> bool:
-        return predicts(self.predict, rec, self.steps, within(tol))
+        """Whether it reproduces every update of its span in `rec` (which must hold them all)."""
+        return self.steps[-1] <= rec.updates and predicts(self.predict, rec, self.steps, within(tol))
 
 
 def least_squares(
@@ -47,6 +48,9 @@ def least_squares(
     from scipy.optimize import least_squares as solve  # only on a failing compare, once a simpler rule failed
 
     targets = [rec.params[j] for j in fit]
+    x0 = np.clip(np.asarray(start, dtype=np.float64), lower, upper)
+    if not (np.isfinite(targets).all() and np.isfinite(x0).all()):
+        return None  # nothing finite to fit (the non_finite rule's), or no size to start from
 
     def residuals(theta: np.ndarray) -> np.ndarray:
         predicted = make(theta)
@@ -57,7 +61,6 @@ def least_squares(
         out = np.concatenate(diffs)
         return np.where(np.isfinite(out), out, 1e12)
 
-    x0 = np.clip(np.asarray(start, dtype=np.float64), lower, upper)
     found = solve(residuals, x0, bounds=(lower, upper), x_scale="jac", max_nfev=200)
     return found.x if np.abs(found.fun).max(initial=0.0) <= 1.0 else None
 

@@ -19,14 +19,17 @@ FACTOR_RTOL = 1e-3  # a fitted factor this close to a round one (-1, 0.5, the mi
 
 
 def mechanism(lecture: replay.Lecture, rec: Steps, k: int, name: str, tol: CompareParams) -> Mechanism | None:
-    """The first mechanism of the rules that reproduces the record's updates over its span, where plain SGD
-    misses at least two of them (one, for the rule that is about one update: a skipped one); None: no rule's."""
+    """The first mechanism of the rules that reproduces the record's updates over its span (the diverging one
+    and at least FOLLOWING more), where plain SGD misses at least two of them (one, for the rule that is about
+    one update: a skipped one); None: no rule's."""
     plain, ok = lecture.sgd(), replay.within(tol)
 
-    def needed(m: Mechanism) -> bool:
-        return m.single or sum(not ok(plain(rec, j), rec.params[j]) for j in m.steps) >= 2
+    def needed(m: Mechanism) -> bool:  # a record that ends sooner leaves nothing to predict: no rule names it
+        enough = len(m.steps) > replay.FOLLOWING
+        return enough and (m.single or sum(not ok(plain(rec, j), rec.params[j]) for j in m.steps) >= 2)
 
-    return next((m for m in _mechanisms(lecture, rec, k, name, tol) if m.holds(rec, tol) and needed(m)), None)
+    with np.errstate(all="ignore"):  # arbitrary records overflow the fits: they then reproduce nothing
+        return next((m for m in _mechanisms(lecture, rec, k, name, tol) if m.holds(rec, tol) and needed(m)), None)
 
 
 def _mechanisms(lecture: replay.Lecture, rec: Steps, k: int, name: str, tol: CompareParams) -> Iterator[Mechanism]:

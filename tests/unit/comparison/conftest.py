@@ -3,10 +3,11 @@ a faulty shared loop), write its step record as the train stage does, read it ba
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from adaline_repro import backends
-from adaline_repro.comparison import Divergence, Lecture, first_divergence
+from adaline_repro.comparison import BackendOutputs, Divergence, Lecture, first_divergence
 from adaline_repro.comparison.causes import Cause
 from adaline_repro.core.results import Steps, read_steps
 from adaline_repro.stages.train import train, write_result
@@ -50,3 +51,26 @@ def only_cause(found: Divergence, step: int, rule: str, backend: str | None) -> 
     (cause,) = found.causes
     assert (cause.rule, cause.backend) == (rule, backend)
     return cause
+
+
+def curve(rec: Steps) -> np.ndarray:
+    """A loss per epoch the record reaches (its first parameter after the epoch's last update): records of other
+    lengths give curves of other lengths, and NaN or inf reach the curve too."""
+    last = [int(np.flatnonzero(rec.epoch == e)[-1]) for e in range(1, int(rec.epoch.max(initial=0)) + 1)]
+    return rec.params[last, 0] if last else np.array([])
+
+
+def outputs(recs: dict[str, Steps]) -> list[BackendOutputs]:
+    return [
+        BackendOutputs(
+            name,
+            "cpu",
+            curve(rec),
+            np.zeros(len(rec.names)),
+            rec.names,
+            (("train", 1, 1),),
+            {"train_accuracy": 1.0, "test_accuracy": 1.0},
+            rec,
+        )
+        for name, rec in recs.items()
+    ]

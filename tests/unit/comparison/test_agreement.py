@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from msgspec.structs import replace
 
 from adaline_repro.backends import BACKENDS
-from adaline_repro.comparison.agreement import compare_floats
+from adaline_repro.comparison.agreement import compare_floats, compare_steps
+from adaline_repro.core.results import Steps
 from adaline_repro.stages.train import train
 
 
@@ -38,3 +39,12 @@ def test_backends_agree_for_every_draw(train_table, params, seed, lr, batch_size
         assert curve.passed, (name, curve)
         assert weights.passed, (name, weights)
         assert len(other.losses) == epochs
+
+
+def test_records_of_other_parameters_differ_even_with_as_many_values(params):
+    """Two updates of three parameters and three updates of two hold six values each: not the same record."""
+    three = Steps(("w", "v", "b"), np.array([0, 1]), np.array([0, 1]), ((), (1, 2)), np.zeros((2, 3)), np.zeros(2))
+    two = Steps(("v", "b"), np.array([0, 1, 1]), np.array([0, 1, 2]), ((), (1,), (2,)), np.zeros((3, 2)), np.zeros(3))
+    found = compare_steps(three, two, params.compare)
+    assert (found.passed, found.at) == (False, "parameters w, v, b and v, b")
+    assert compare_steps(three, three, params.compare).passed

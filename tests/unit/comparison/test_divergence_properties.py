@@ -14,9 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adaline_repro.comparison import (
-    BackendOutputs,
     Divergence,
     Lecture,
+    Report,
+    compare,
     figure,
     first_divergence,
     markdown,
@@ -24,11 +25,13 @@ from adaline_repro.comparison import (
     summary,
 )
 from adaline_repro.comparison.causes import RULES
+from adaline_repro.comparison.replay import FOLLOWING
 from adaline_repro.comparison.tolerance import close
 from adaline_repro.core.params import CompareParams, load_params
 from adaline_repro.core.results import Steps
-from adaline_repro.stages import compare
+from adaline_repro.stages import compare as compare_stage
 from tests.conftest import PATHS, REPO
+from tests.unit.comparison.conftest import outputs
 
 TOL = CompareParams(atol=1e-6, rtol=1e-5)
 NAMES = ("weight[a]", "weight[b]", "bias")
@@ -91,29 +94,6 @@ def records(draw) -> dict[str, Steps]:
     return out
 
 
-def curve(rec: Steps) -> np.ndarray:
-    """A loss per epoch the record reaches (its first parameter after the epoch's last update): records of other
-    lengths give curves of other lengths, and NaN or inf reach the curve too."""
-    last = [int(np.flatnonzero(rec.epoch == e)[-1]) for e in range(1, int(rec.epoch.max(initial=0)) + 1)]
-    return rec.params[last, 0] if last else np.array([])
-
-
-def outputs(recs: dict[str, Steps]) -> list[BackendOutputs]:
-    return [
-        BackendOutputs(
-            name,
-            "cpu",
-            curve(rec),
-            np.zeros(3),
-            NAMES,
-            (("train", 1, 1),),
-            {"train_accuracy": 1.0, "test_accuracy": 1.0},
-            rec,
-        )
-        for name, rec in recs.items()
-    ]
-
-
 def agree_everywhere(recs: dict[str, Steps]) -> bool:
     first, *rest = recs.values()
     return all(
@@ -151,17 +131,57 @@ def lecture(tmp_path_factory) -> Lecture:
     return Lecture.read(path, 0.05)
 
 
+# Rules that only a replayed mechanism names (no_update is also read off the records alone)
+RECORDS_ONLY = {"non_finite", "initialisation", "shuffle_order", "drift", "length", "parameters", "unexplained"}
+REPLAYED = set(RULES) - RECORDS_ONLY - {"no_update"}
+
+
+def assert_every_named_mechanism_predicts(found: Divergence, recs: dict[str, Steps]) -> None:
+    """Each cause a replayed mechanism names carries it, and replayed again it reproduces every update of its
+    span in each record it names (the blamed one, or all that share it)."""
+    for cause in found.causes:
+        assert cause.rule in RULES
+        if cause.rule in REPLAYED:
+            assert cause.mechanism is not None
+            assert cause.mechanism.rule == cause.rule
+        if cause.mechanism is not None:
+            named = cause.shared or (cause.backend,)
+            assert all(cause.mechanism.holds(recs[n], TOL) for n in named)
+            assert len(cause.mechanism.steps) >= 1 + FOLLOWING
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(recs=records())
 def test_the_replayed_rules_return_a_cause_for_any_records(recs, lecture):
-    """The same, with the training table: every mechanism is replayed on arbitrary parameters."""
+    """The same, with the training table: every mechanism is replayed on arbitrary parameters, and none is
+    named that does not reproduce its span, the diverging update and FOLLOWING more."""
     found = first_divergence(recs, TOL, lecture)
     if found is None:
         assert agree_everywhere(recs)
         return
     json.dumps(found.to_json(), allow_nan=False)
-    assert {c.rule for c in found.causes} <= set(RULES)
+    assert_every_named_mechanism_predicts(found, recs)
     assert sentence(found).startswith(f"At {found.label}, ")
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(recs=records())
+def test_against_the_lecture_compare_fails_with_a_step_and_causes_that_predict(recs, lecture):
+    """compare holds every record to the lecture's update too: whatever the records, it passes only when they
+    agree with each other and with the lecture at every step, and a departure reads back from its JSON."""
+    report = compare(outputs(recs), TOL, lecture)
+    checked = all(lecture.covers(r) for r in recs.values())  # else the lecture cannot be replayed: not held
+    follows = not checked or all(lecture.departure(r, TOL) is None for r in recs.values())
+    assert report.follows_lecture == (follows if checked else None)
+    finite = all(np.isfinite(r.params).all() for r in recs.values())  # else training overflowed: compare fails
+    assert report.passed == (agree_everywhere(recs) and follows and finite)
+    if report.divergence is None:
+        assert report.passed
+        return
+    written = json.loads(json.dumps(report.to_json(), allow_nan=False, sort_keys=True))
+    assert Report.from_json(written).to_json() == report.to_json()
+    assert_every_named_mechanism_predicts(report.divergence, recs)
+    assert sentence(report.divergence).startswith(f"At {report.divergence.label}, ")
 
 
 @settings(
@@ -173,7 +193,7 @@ def test_the_compare_stage_always_writes_its_report_and_its_figure(recs, tmp_pat
     files = PATHS.compare_files(tmp_path)
     for path in vars(files).values():  # tmp_path is shared by the examples: each must write its own
         path.unlink(missing_ok=True)
-    report = compare.write_outputs(params, outputs(recs), files, None)
+    report = compare_stage.write_outputs(params, outputs(recs), files, None)
     written = json.loads(files.json.read_text())
     assert written["passed"] == report.passed
     assert files.md.read_text().startswith("# Backend comparison")

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 
 from adaline_repro.backends.manual import ManualBackend
 from adaline_repro.backends.module import ModuleBackend
-from adaline_repro.comparison import first_divergence, sentence
-from tests.unit.comparison.conftest import locate, only_cause, records
+from adaline_repro.comparison import compare, first_divergence, sentence
+from tests.unit.comparison.conftest import locate, only_cause, outputs, records
 
 
 def optimizer(make):
@@ -243,9 +243,6 @@ def test_a_bug_all_backends_share_fails_compare_against_the_lecture_with_no_back
 ):
     """The backends agree at every step, so no pair parts; the lecture's update, replayed from each one's
     own parameters, parts from all three at step 1, and one cause names the mechanism they share."""
-    from adaline_repro.comparison import compare
-    from tests.unit.comparison.test_divergence_properties import outputs
-
     found = records(tmp_path, monkeypatch, train_table, params.train, shared=wrap)
     assert first_divergence(found, params.compare, lecture) is None
     report = compare(outputs(found), params.compare, lecture)
@@ -264,9 +261,6 @@ def test_a_bug_all_backends_share_fails_compare_against_the_lecture_with_no_back
 def test_the_lecture_settings_follow_the_lecture_within_a_fraction_of_the_tolerance(
     tmp_path, monkeypatch, train_table, params, lecture
 ):
-    from adaline_repro.comparison import compare
-    from tests.unit.comparison.test_divergence_properties import outputs
-
     report = compare(outputs(records(tmp_path, monkeypatch, train_table, params.train)), params.compare, lecture)
     assert (report.passed, report.follows_lecture, report.divergence) == (True, True, None)
     assert 0 < report.lecture_ratio < 0.5

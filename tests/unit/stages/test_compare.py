@@ -145,6 +145,28 @@ def test_a_backend_that_trained_one_epoch_fewer_fails_compare_with_its_reports_a
     assert "module,0.1" in (tmp_path / "loss.csv").read_text()
 
 
+def test_a_learning_rate_every_backend_shares_fails_compare_against_the_lecture(
+    tmp_path, data_dir, train_table, params
+):
+    """All three trained at lr 0.02 while params.yaml says 0.01: they agree at every step, and compare exits 1
+    all the same, naming step 1 and the cause for all of them, with its reports and its figure."""
+    params_yaml = tmp_path / "params.yaml"
+    params_yaml.write_text((REPO / "params.yaml").read_text())
+    doubled = replace(params.train, lr=2 * params.train.lr)
+    for b in params.train.backends:
+        _outputs(tmp_path, b, train(b, train_table, doubled), data_dir, train_table, params)
+    done = _compare_stage(tmp_path, params_yaml, data_dir, f"sqlite:///{tmp_path}/mlflow.db")
+    assert done.returncode == 1, done.stderr
+    report = read_json(tmp_path / "r.json")
+    assert (report["passed"], report["follows_lecture"]) == (False, False)
+    assert all(pair["passed"] for pair in report["pairs"].values())
+    (cause,) = report["first_divergence"]["likely_cause"]
+    assert (report["first_divergence"]["step"], cause["rule"], cause["backend"]) == (1, "learning_rate", None)
+    assert cause["shared"] == list(params.train.backends)
+    assert "compare: FAILED: the backends agree with each other, not with the lecture's update; " in done.stdout
+    assert (tmp_path / "figure.png").read_bytes().startswith(b"\x89PNG")
+
+
 def test_compare_command_fails_after_logging_the_execution(tmp_path, data_dir, train_table, params):
     """The stage writes passed=false, prints the table, logs the execution (dvc repro will not reach the
     track stage) and exits 1; run again on the same results it does not log a second copy. Where and why
