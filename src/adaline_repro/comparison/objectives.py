@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from adaline_repro.comparison.mechanisms import Mechanism, linear, num, simplest
-from adaline_repro.comparison.replay import FOLLOWING, Lecture, Predict, factor, window
+from adaline_repro.comparison.replay import FOLLOWING, Lecture, Predict, factor, window, within
 from adaline_repro.core.params import CompareParams
 from adaline_repro.core.results import Steps
 
@@ -66,7 +66,7 @@ def losses(lecture: Lecture, rec: Steps, k: int, name: str, tol: CompareParams) 
     l1 = descent(lecture, lambda r, y: np.sign(r))
     if Mechanism("loss_function", l1, "", steps).holds(rec, tol):
         yield Mechanism("loss_function", l1, f"{name}'s loss is the mean absolute error (torch.nn.L1Loss)", steps)
-    fit = range(k, min(k + 2, rec.updates + 1))
+    fit = _until_clipped(lecture, rec, k, tol)
     steps = window(rec, k, fit[-1])
     if steps[-1] - fit[-1] < FOLLOWING:
         return
@@ -92,6 +92,15 @@ _PARTS = {
     "SmoothL1Loss(beta": (lambda r, c: np.where(c, np.sign(r), 0), lambda r, c: np.where(c, 0, r),
                           lambda u: 1 / u if u else -1.0),
 }  # fmt: skip
+
+
+def _until_clipped(lecture: Lecture, rec: Steps, k: int, tol: CompareParams) -> range:
+    """Step k to the first update that step k's factor on the lecture's does not give: while no residual
+    exceeds its delta, a Huber loss is the MSE halved, and delta shows only once one does."""
+    c = factor(lecture, rec, k)
+    scaled, ok = lecture.sgd(c or 0.0), within(tol)
+    later = next((j for j in window(rec, k, epochs=2) if j > k and not ok(scaled(rec, j), rec.params[j])), k + 1)
+    return range(k, min(later, rec.updates) + 1)
 
 
 def _clip_point(lecture: Lecture, rec: Steps, fit: range, loss: str) -> float | None:

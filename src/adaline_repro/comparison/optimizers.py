@@ -1,10 +1,11 @@
 """Optimizers other than the lecture's plain SGD, as torch.optim computes them, in float64, with their state
 built from the record's own gradients since the first update: momentum (with dampening), Nesterov momentum,
-weight decay, Adam, AdamW, RMSprop and Adagrad. Each is fitted (mechanisms.least_squares) on as many updates
-from the diverging step as it has parameters, and must then reproduce the rest of its span.
+weight decay (or an L2 penalty on the weights alone), Adam, AdamW, Adamax, RMSprop and Adagrad. Each is
+fitted (mechanisms.least_squares) on as many updates from the diverging step as it has parameters, and must
+then reproduce the rest of its span.
 
-Every state here is a sum of past gradients (or their squares) weighted by powers of a decay, so a
-prediction at update j is one dot product over updates 1..j: no loop over the run, whatever its length.
+Every state here is a sum (Adamax: a maximum) of past gradients or their squares weighted by powers of a
+decay, so a prediction at update j is one vector operation over updates 1..j: no loop over the run.
 """
 
 from __future__ import annotations
@@ -48,6 +49,18 @@ def adam(g: np.ndarray, lr: float, beta1: float, beta2: float, decay: float = 0.
     return predict
 
 
+def adamax(g: np.ndarray, lr: float, beta1: float, beta2: float) -> Predict:
+    """torch.optim.Adamax: Adam's first moment over an infinity norm u = max(beta2 * u, |g| + eps) from u = 0,
+    which is the largest of beta2^(j - i) * (|g_i| + eps) over the updates so far."""
+
+    def predict(rec: Steps, j: int) -> np.ndarray:
+        m = (1 - beta1) * decayed(g, beta1, j)
+        u = (beta2 ** np.arange(j - 1, -1, -1, dtype=np.float64)[:, None] * (np.abs(g[1 : j + 1]) + ADAM_EPS)).max(0)
+        return rec.params[j - 1] - lr / (1 - beta1**j) * m / u
+
+    return predict
+
+
 def rmsprop(g: np.ndarray, lr: float, alpha: float) -> Predict:
     """torch.optim.RMSprop: v = alpha * v + (1 - alpha) * g^2 from v = 0, step g / (sqrt(v) + eps)."""
     return lambda rec, j: rec.params[j - 1] - lr * g[j] / (np.sqrt((1 - alpha) * decayed(g**2, alpha, j)) + ADAM_EPS)
@@ -69,6 +82,9 @@ def families(lecture: Lecture, rec: Steps, k: int, name: str, g: np.ndarray, tol
          lambda t: f"{name} updates with Nesterov momentum {num(t[0])} (torch.optim.SGD(..., nesterov=True))"),
         ("weight_decay", lambda t: lecture.weight_decay(t[0]), (0.01,), (0,), (np.inf,),
          lambda t: f"{name} adds weight decay {num(t[0])} x its parameters to the gradient"),
+        ("weight_decay", lambda t: lecture.weight_decay(t[0], weights_only=True), (0.01,), (0,), (np.inf,),
+         lambda t: f"{name} adds weight decay {num(t[0])} x its weights (not the bias) to the gradient (an L2 "
+                   f"penalty {num(t[0] / 2)} x the weights' squares in the loss)"),
         ("adaptive_optimizer", lambda t: adam(g, *t), (step, 0.9, 0.999), (1e-12, 0, 0), (np.inf, 0.9999, 0.99999),
          lambda t: f"{name} updates with Adam: learning rate {num(t[0])}, β1 {num(t[1])}, β2 {num(t[2])} "
                    f"(torch.optim.Adam, eps {ADAM_EPS:g})"),
@@ -76,6 +92,9 @@ def families(lecture: Lecture, rec: Steps, k: int, name: str, g: np.ndarray, tol
          (np.inf, 0.9999, 0.99999, np.inf),
          lambda t: f"{name} updates with AdamW: learning rate {num(t[0])}, β1 {num(t[1])}, β2 {num(t[2])}, "
                    f"weight decay {num(t[3])} (torch.optim.AdamW, eps {ADAM_EPS:g})"),
+        ("adaptive_optimizer", lambda t: adamax(g, *t), (step, 0.9, 0.999), (1e-12, 0, 0), (np.inf, 0.9999, 0.99999),
+         lambda t: f"{name} updates with Adamax: learning rate {num(t[0])}, β1 {num(t[1])}, β2 {num(t[2])} "
+                   f"(torch.optim.Adamax, eps {ADAM_EPS:g})"),
         ("adaptive_optimizer", lambda t: rmsprop(g, *t), (step * 0.1, 0.99), (1e-12, 0), (np.inf, 0.99999),
          lambda t: f"{name} updates with RMSprop: learning rate {num(t[0])}, alpha {num(t[1])} "
                    f"(torch.optim.RMSprop, eps {ADAM_EPS:g})"),

@@ -124,12 +124,14 @@ class Lecture:
             matches = np.flatnonzero(close(candidates, rec.params[k]).all(axis=1))
         return int(matches[0]) + 1 if matches.size else None
 
-    def weight_decay(self, lam: float) -> Predict:
-        """torch.optim.SGD's weight_decay: lam * params added to every gradient, the bias's included."""
+    def weight_decay(self, lam: float, weights_only: bool = False) -> Predict:
+        """torch.optim.SGD's weight_decay: lam * params added to every gradient, the bias's included (or, as
+        an L2 penalty on the weights written into the loss, the weights' alone)."""
 
         def predict(rec: Steps, j: int) -> np.ndarray:
             before = rec.params[j - 1]
-            return before - self.lr * (self.gradient(before, rec.rows[j]) + lam * before)
+            decayed = np.append(before[:-1], 0.0) if weights_only else before
+            return before - self.lr * (self.gradient(before, rec.rows[j]) + lam * decayed)
 
         return predict
 

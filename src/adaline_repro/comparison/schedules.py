@@ -1,7 +1,7 @@
 """Learning-rate schedules: each update the lecture's times a factor that follows a shape over a clock, as
 torch.optim.lr_scheduler computes it.
 
-- shapes: a step (the rate times gamma from the diverging update on: StepLR, or a rate changed once),
+- shapes: a step (the rate times gamma every s epochs or updates, from the diverging update: StepLR),
   exponential (gamma^t: ExponentialLR), cosine ((1 + cos(pi t / T)) / 2: CosineAnnealingLR with eta_min 0) and a
   linear warm-up (min(1, f + s t): LinearLR);
 - clocks: t counts updates, or epochs (the scheduler stepped once an epoch), or the updates within the
@@ -41,7 +41,8 @@ def cosine(t: int, theta: np.ndarray) -> float:
 
 
 def warm_up(t: int, theta: np.ndarray) -> float:
-    return min(1.0, float(theta[0] + theta[1] * t))
+    """LinearLR(start_factor=theta[0], total_iters=theta[1])."""
+    return min(1.0, float(theta[0] + (1 - theta[0]) * t / theta[1]))
 
 
 def _fit_exponential(points: list[tuple[int, float]]) -> np.ndarray | None:
@@ -57,7 +58,8 @@ def _fit_cosine(points: list[tuple[int, float]]) -> np.ndarray | None:
 def _fit_warm_up(points: list[tuple[int, float]]) -> np.ndarray | None:
     (t1, c1), (t2, c2) = points
     slope = (c2 - c1) / (t2 - t1)
-    return np.array([c1 - slope * t1, slope]) if slope > 0 and c1 - slope * t1 < 1 else None
+    start = c1 - slope * t1
+    return np.array([start, (1 - start) / slope]) if slope > 0 and start < 1 else None
 
 
 SHAPES = {  # name -> (factor of t, fit from the first (t, factor) points, how many points it needs)
@@ -74,7 +76,7 @@ def _words(shape: str, clock: str, theta: np.ndarray) -> str:
     if shape == "cosine":
         return (f"learning rate annealed on a cosine to 0 over {num(theta[0])} {unit}s "
                 f"(CosineAnnealingLR(T_max={num(theta[0])}) stepped {clock})")  # fmt: skip
-    over = (1 - theta[0]) / theta[1]
+    over = theta[1]
     return (f"learning rate warmed up linearly from {num(theta[0])} x to 1 x over {num(over)} {unit}s "
             f"(LinearLR(start_factor={num(theta[0])}, total_iters={num(over)}) stepped {clock})")  # fmt: skip
 
@@ -85,14 +87,7 @@ def families(lecture: Lecture, rec: Steps, k: int, name: str, tol: CompareParams
     factors = {j: factor(lecture, rec, j) for j in span}
     if factors[k] is None or factors[k] <= 0:
         return
-    if k > 1:  # a step: the rate was right until k
-        gamma = simplest(lambda t: _scaled(lecture, _constant, CLOCKS["per update"], t), np.array([factors[k]]),
-                         rec, span, tol)  # fmt: skip
-        if gamma is not None:
-            where, g = rec.label(k), num(gamma[0])
-            yield Mechanism("lr_schedule", _scaled(lecture, _constant, CLOCKS["per update"], gamma), (
-                f"{name}'s learning rate is x {g} from {where} on (a step schedule such as StepLR(gamma={g}) "
-                f"stepped at {where}, or a learning rate changed there)"), span)  # fmt: skip
+    yield from _steps(lecture, rec, k, name, span, factors[k], tol)
     for clock, ticks in CLOCKS.items():
         for shape, (curve, fit, needed) in SHAPES.items():
             points = _first_ticks(rec, span, factors, ticks, needed)
@@ -108,8 +103,29 @@ def families(lecture: Lecture, rec: Steps, k: int, name: str, tol: CompareParams
                 yield Mechanism("lr_schedule", _scaled(lecture, curve, ticks, theta), words, steps)
 
 
-def _constant(t: int, theta: np.ndarray) -> float:
-    return float(theta[0])
+def _steps(
+    lecture: Lecture, rec: Steps, k: int, name: str, span: range, first: float, tol: CompareParams
+) -> Iterator[Mechanism]:
+    """StepLR: the rate times gamma every s epochs (or updates), the first time at step k, so s is k's clock
+    value: tried once an epoch where k starts an epoch, then per update."""
+    for clock in ("per epoch", "per update"):
+        ticks = CLOCKS[clock]
+        every = ticks(rec, k)
+        if k == 1 or every < 1 or ticks(rec, k - 1) == every:
+            continue  # the rate was right until k, so k starts the first step of the clock
+        curve = lambda t, theta, every=every: float(theta[0] ** (t // every))  # noqa: E731
+        gamma = simplest(lambda t, curve=curve, ticks=ticks: _scaled(lecture, curve, ticks, t), np.array([first]),
+                         rec, span, tol)  # fmt: skip
+        if gamma is not None:
+            unit = "epoch" if clock == "per epoch" else "update"
+            once = "" if ticks(rec, span[-1]) >= 2 * every else ", or a learning rate changed once there"
+            g = num(gamma[0])
+            words = (f"learning rate is x {g} every {every} {unit}s from {rec.label(k)} on (StepLR(step_size={every}, "
+                     f"gamma={g}) stepped {clock}{once})")  # fmt: skip
+            if every == 1:  # StepLR(step_size=1) is ExponentialLR
+                words = _words("exponential", clock, gamma)
+            yield Mechanism("lr_schedule", _scaled(lecture, curve, ticks, gamma), f"{name}'s {words}", span)
+            return
 
 
 def _scaled(lecture: Lecture, curve: Callable[[int, np.ndarray], float], ticks: Clock, theta: np.ndarray) -> Predict:

@@ -44,7 +44,7 @@ def _mechanisms(lecture: replay.Lecture, rec: Steps, k: int, name: str, tol: Com
     alias = f" (or a learning rate exactly {n} x too large: the minibatches here all have {n} rows)"
     yield Mechanism("sum_not_mean", lecture.sgd(per_row=True), f"{name}'s loss sums over the minibatch instead "
                     f"of averaging{alias if len(sizes) == 1 else ''}", steps)  # fmt: skip
-    yield from _factors(lecture, rec, k, name, steps)
+    yield from _factors(lecture, rec, k, name, replay.window(rec, k, epochs=2))
     yield from objectives.nominal_batch(lecture, rec, k, name, tol)
     g = lecture.gradients(rec)
     summed = np.cumsum(g, axis=0)
@@ -62,7 +62,8 @@ def _mechanisms(lecture: replay.Lecture, rec: Steps, k: int, name: str, tol: Com
 
 def _factors(lecture: replay.Lecture, rec: Steps, k: int, name: str, steps: range) -> Iterator[Mechanism]:
     """The factor mechanisms: one factor for every parameter (sign, learning rate), else one per parameter
-    (a feature left out: 0 x). A positive factor from a later step is a schedule's (schedules.py)."""
+    (a feature left out: 0 x), each through the next epoch (a factor that changes between epochs is a
+    schedule's, and a positive one from a later step too: schedules.py)."""
     plain = lecture.sgd()(rec, k) - rec.params[k - 1]
     with np.errstate(all="ignore"):
         each = np.where(plain != 0, (rec.params[k] - rec.params[k - 1]) / plain, np.nan)

@@ -37,6 +37,8 @@ OPTIMIZERS = [
      "updates with Adam: learning rate 0.05, β1 0.8, β2 0.99 "),
     (lambda p, lr: torch.optim.AdamW(p, lr=lr), 1, "adaptive_optimizer",
      "updates with AdamW: learning rate 0.01, β1 0.9, β2 0.999, weight decay 0.01 "),
+    (lambda p, lr: torch.optim.Adamax(p, lr=0.002), 1, "adaptive_optimizer",
+     "updates with Adamax: learning rate 0.002, β1 0.9, β2 0.999 "),
     (lambda p, lr: torch.optim.RMSprop(p, lr=lr), 1, "adaptive_optimizer",
      "updates with RMSprop: learning rate 0.01, alpha 0.99 "),
     (lambda p, lr: torch.optim.Adagrad(p, lr=0.1), 1, "adaptive_optimizer", "updates with Adagrad: learning rate 0.1 "),
@@ -45,6 +47,24 @@ OPTIMIZERS = [
     (lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9, dampening=0.5), 2, "momentum",
      "updates with momentum 0.9 and dampening 0.5 "),
 ]  # fmt: skip
+
+
+class L2OnTheWeights(ManualBackend):
+    """An L2 penalty 0.01 ||w||^2 written into the loss: its gradient 0.02 w, the bias left alone."""
+
+    def gradients(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        grad_w, grad_b = super().gradients(x, y)
+        return grad_w + 0.02 * self.weight.view(-1), grad_b
+
+
+def test_an_l2_penalty_on_the_weights_alone_is_weight_decay_without_the_bias(
+    tmp_path, monkeypatch, train_table, params, lecture
+):
+    """Nothing to decay at step 1 (the weights start at 0): the penalty shows from step 2."""
+    found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"manual": L2OnTheWeights})
+    cause = only_cause(found, 2, "weight_decay", "manual")
+    assert cause.evidence.startswith("manual adds weight decay 0.02 x its weights (not the bias) to the gradient (an "
+                                     "L2 penalty 0.01 x the weights' squares in the loss)")  # fmt: skip
 
 
 @pytest.mark.parametrize(("make", "step", "rule", "fitted"), OPTIMIZERS)
@@ -82,7 +102,11 @@ def scheduled(make, every_epoch: bool = False, restart: bool = False, per_epoch:
 SCHEDULES = [
     # (scheduler, stepped once an epoch, restarted every epoch, first diverging step, the evidence)
     (lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5), True, False, 22,
-     "learning rate is x 0.5 from step 22 (epoch 4, batch 1) on (a step schedule"),
+     "learning rate is x 0.5 every 3 epochs from step 22 (epoch 4, batch 1) on (StepLR(step_size=3, gamma=0.5) "
+     "stepped per epoch, or a learning rate changed once there)"),
+    (lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=10, gamma=0.1), False, False, 11,
+     "learning rate is x 0.1 every 10 updates from step 11 (epoch 2, batch 4) on (StepLR(step_size=10, gamma=0.1) "
+     "stepped per update)"),
     (lambda o: torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.9), True, False, 8,
      "learning rate x 0.9 per epoch (ExponentialLR(gamma=0.9) stepped per epoch)"),
     (lambda o: torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.99), False, False, 2,
@@ -93,6 +117,11 @@ SCHEDULES = [
      "learning rate annealed on a cosine to 0 over 140 updates (CosineAnnealingLR(T_max=140) stepped per update)"),
     (lambda o: torch.optim.lr_scheduler.LinearLR(o, start_factor=0.1, total_iters=10), False, False, 1,
      "learning rate warmed up linearly from 0.1 x to 1 x over 10 updates"),
+    (lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=20), True, False, 8,
+     "learning rate annealed on a cosine to 0 over 20 epochs (CosineAnnealingLR(T_max=20) stepped per epoch)"),
+    (lambda o: torch.optim.lr_scheduler.LinearLR(o, start_factor=0.5, total_iters=3), True, False, 1,
+     "learning rate warmed up linearly from 0.5 x to 1 x over 3 epochs (LinearLR(start_factor=0.5, total_iters=3) "
+     "stepped per epoch)"),
 ]  # fmt: skip
 
 
