@@ -105,13 +105,7 @@ def explain(
     suspect = other if blame_known else None
     broken = [n for n, rec in ((ref, r), (other, o)) if not np.isfinite(rec.params[k]).all()]
     if broken:
-        return Cause(
-            "non_finite",
-            pair,
-            broken[0] if len(broken) == 1 else suspect,
-            f"at {r.label(k)} {' and '.join(broken)} holds {vec(records[broken[0]].params[k])}: training "
-            "overflowed (a learning rate too large for the data) or divided by zero",
-        )
+        return _non_finite(records, broken, k, pair, broken[0] if len(broken) == 1 else suspect)
     if k == 0:
         return Cause(
             "initialisation", pair, suspect, f"{other} starts from {vec(o.params[0])}, {ref} from {vec(r.params[0])}"
@@ -162,8 +156,7 @@ def _replayed(
     ref, other = pair
     r, o = records[ref], records[other]
     plain = lecture.sgd()
-    wrong = [name for name in pair if not replay.predicts(plain, records[name], replay.window(records[name], k),
-                                                          replay.within(tol))]  # fmt: skip
+    wrong = [name for name in pair if not replay.predicts(plain, records[name], replay.window(records[name], k), tol)]
     if not wrong:
         return _drift(pair, r, o, k, other if blame_known else None)
     if len(wrong) == 2:
@@ -179,28 +172,40 @@ def _replayed(
     return _unexplained(pair, r, o, k, bad, why)
 
 
-def explain_departure(records: Mapping[str, Steps], k: int, tol: CompareParams, lecture: replay.Lecture) -> list[Cause]:
-    """Why records part from the lecture's update at step k: one cause for all of them when one mechanism
-    reproduces each (no backend blamed alone), else one per record; unexplained, for all, when no rule's
-    mechanism reproduces any."""
-    names = list(records)
-    broken = [n for n in names if not np.isfinite(records[n].params[k]).all()]
+def explain_departure(
+    records: Mapping[str, Steps], departed: list[str], k: int, tol: CompareParams, lecture: replay.Lecture
+) -> list[Cause]:
+    """Why the records `departed` part from the lecture's update at step k, where none of `records` (those
+    that reach step k) part from each other yet: one cause for all the records its mechanism reproduces,
+    when they include every one that departed (no backend blamed alone: rounding can carry one record over
+    the tolerance an update before the others); else one per departed record; unexplained, for all of
+    `records`, when no rule's mechanism reproduces any."""
+    broken = [n for n in departed if not np.isfinite(records[n].params[k]).all()]
     if broken:
-        rec = records[broken[0]]
-        return [Cause("non_finite", (LECTURE, broken[0]), broken[0] if len(broken) == 1 else None,
-                      f"at {rec.label(k)} {' and '.join(broken)} holds {vec(rec.params[k])}: training overflowed (a "
-                      "learning rate too large for the data) or divided by zero", None,
-                      tuple(broken) if len(broken) > 1 else ())]  # fmt: skip
-    if len(names) > 1:
-        found = mechanism(lecture, records[names[0]], k, "each backend", tol)
-        if found is not None and all(found.holds(records[n], tol) for n in names[1:]):
-            return [Cause(found.rule, (LECTURE, names[0]), None, found.evidence + _proof(found, _and(names)), found,
-                          tuple(names))]  # fmt: skip
-    alone = {n: mechanism(lecture, records[n], k, n, tol) for n in names}
-    if not any(alone.values()):
-        return [_departed(records, names[0], k, lecture, tuple(names) if len(names) > 1 else ())]
+        shared = tuple(broken) if len(broken) > 1 else ()
+        return [_non_finite(records, broken, k, (LECTURE, broken[0]), None if shared else broken[0], shared)]
+    first = mechanism(lecture, records[departed[0]], k, "each backend" if len(records) > 1 else departed[0], tol)
+    if first is not None:
+        holders = tuple(n for n in records if first.holds(records[n], tol))
+        if len(holders) > 1 and set(departed) <= set(holders):
+            return [Cause(first.rule, (LECTURE, departed[0]), None, first.evidence + _proof(first, _and(holders)),
+                          first, holders)]  # fmt: skip
+    known = {departed[0]: None} if first is None else {}  # searched above, under another name
+    alone = {n: known[n] if n in known else mechanism(lecture, records[n], k, n, tol) for n in departed}
+    if not any(alone.values()):  # the others agree with it within the tolerances: none is blamed alone
+        return [_departed(records, departed[0], k, lecture, tuple(records) if len(records) > 1 else ())]
     return [Cause(m.rule, (LECTURE, n), n, m.evidence + _proof(m, n), m) if m else _departed(records, n, k, lecture)
             for n, m in alone.items()]  # fmt: skip
+
+
+def _non_finite(
+    records: Mapping[str, Steps], broken: list[str], k: int, pair: tuple[str, str], blamed: str | None,
+    shared: tuple[str, ...] = (),
+) -> Cause:  # fmt: skip
+    rec = records[broken[0]]
+    evidence = (f"at {rec.label(k)} {' and '.join(broken)} holds {vec(rec.params[k])}: training overflowed (a "
+                "learning rate too large for the data) or divided by zero")  # fmt: skip
+    return Cause("non_finite", pair, blamed, evidence, None, shared)
 
 
 def _departed(
@@ -208,10 +213,14 @@ def _departed(
 ) -> Cause:
     rec = records[name]
     plain = lecture.sgd()(rec, k) - rec.params[k - 1]
-    who = f"{_and(shared)} each" if shared else name
-    return Cause("unexplained", (LECTURE, name), None if shared else name, (
-        f"at {rec.label(k)} {who} updates by {vec(_update(rec, k))} from {vec(rec.params[k - 1])}, where the "
-        f"lecture's update, replayed from there, is {vec(plain)}; no rule reproduces this"), None, shared)  # fmt: skip
+    others = [n for n in shared if n != name]
+    verb = "agrees" if len(others) == 1 else "agree"
+    alike = f" ({_and(others)} {verb} with it within the tolerances)" if others else ""
+    evidence = (
+        f"at {rec.label(k)} {name} updates by {vec(_update(rec, k))} from {vec(rec.params[k - 1])}, where the "
+        f"lecture's update, replayed from there, is {vec(plain)}{alike}; no rule reproduces this"
+    )
+    return Cause("unexplained", (LECTURE, name), None if shared else name, evidence, None, shared)
 
 
 def _proof(found: Mechanism, who: str) -> str:

@@ -145,12 +145,13 @@ def first_departure(
     if before is not None and k >= before:
         return None
     names = [name for name, at in parted.items() if at == k]
+    reaching = {name: rec for name, rec in records.items() if k <= rec.updates}
     first = records[names[0]]
     replayed = first.params[: k + 1].copy()
     replayed[k] = lecture.sgd()(first, k)
     reference = Steps(first.names, first.epoch[: k + 1], first.batch[: k + 1], first.rows[: k + 1], replayed,
                       first.batch_mse[: k + 1])  # fmt: skip
-    causes = explain_departure({name: records[name] for name in names}, k, tol, lecture)
+    causes = explain_departure(reaching, names, k, tol, lecture)
     return _at(k, {LECTURE: reference, **records}, tuple((LECTURE, name) for name in names), tuple(causes))
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from adaline_repro.comparison.mechanisms import Mechanism, linear, num, simplest
-from adaline_repro.comparison.replay import FOLLOWING, Lecture, Predict, factor, window, within
+from adaline_repro.comparison.replay import Lecture, Predict, factor, reproduces, window
 from adaline_repro.core.params import CompareParams
 from adaline_repro.core.results import Steps
 
@@ -45,7 +45,7 @@ def targets(lecture: Lecture, rec: Steps, k: int, name: str, tol: CompareParams)
         seen.append(rec.params[j] - rec.params[j - 1] + scale * xb.T @ (xb @ rec.params[j - 1]))
     coef = linear(columns, seen)
     steps = window(rec, k, fit[-1])
-    if coef is None or steps[-1] - fit[-1] < FOLLOWING:
+    if coef is None:
         return
     make = lambda t: descent(lecture, lambda r, y: 2 * (r + (t[0] - 1) * y + t[1]))  # noqa: E731
     theta = simplest(make, coef, rec, steps, tol)
@@ -57,56 +57,53 @@ def targets(lecture: Lecture, rec: Steps, k: int, name: str, tol: CompareParams)
         what = "recoded to ±1 (2y - 1, as a perceptron's labels)"
     elif b == 0 or a == 1:
         what = f"scaled by {num(a)}" if b == 0 else f"shifted by {num(b)}"
-    yield Mechanism("targets", make(theta), f"{name} trains on targets {what} instead of the 0/1 labels", steps)
+    yield Mechanism("targets", make(theta), f"{name} trains on targets {what} instead of the 0/1 labels", steps,
+                    fit[-1])  # fmt: skip
 
 
 def losses(lecture: Lecture, rec: Steps, k: int, name: str, tol: CompareParams) -> Iterator[Mechanism]:
-    """L1 (torch.nn.L1Loss), Huber with its δ (HuberLoss) and SmoothL1 with its β (SmoothL1Loss)."""
+    """L1 (torch.nn.L1Loss), Huber with its delta (HuberLoss) and SmoothL1 with its beta (SmoothL1Loss)."""
     steps = window(rec, k)
-    l1 = descent(lecture, lambda r, y: np.sign(r))
-    if Mechanism("loss_function", l1, "", steps).holds(rec, tol):
-        yield Mechanism("loss_function", l1, f"{name}'s loss is the mean absolute error (torch.nn.L1Loss)", steps)
+    yield Mechanism("loss_function", descent(lecture, lambda r, y: np.sign(r)),
+                    f"{name}'s loss is the mean absolute error (torch.nn.L1Loss)", steps, k)  # fmt: skip
     fit = _until_clipped(lecture, rec, k, tol)
     steps = window(rec, k, fit[-1])
-    if steps[-1] - fit[-1] < FOLLOWING:
-        return
-    for loss, clip in CLIPS.items():
-        delta = _clip_point(lecture, rec, fit, loss)
+    for loss, (setting, clip, parts) in CLIPPED.items():
+        delta = _clip_point(lecture, rec, fit, parts)
         if delta is None:
             continue
         make = lambda t, clip=clip: descent(lecture, lambda r, y: clip(r, t[0]))  # noqa: E731
         theta = simplest(make, np.array([delta]), rec, steps, tol)
         if theta is not None:
-            what = f"torch.nn.{loss}={num(theta[0])})"
-            yield Mechanism("loss_function", make(theta), f"{name}'s loss is {what}, not the MSE", steps)
+            what = f"torch.nn.{loss}({setting}={num(theta[0])})"
+            yield Mechanism("loss_function", make(theta), f"{name}'s loss is {what}, not the MSE", steps, fit[-1])
 
 
-CLIPS = {  # the loss -> what x^T multiplies in its update at δ (the MSE's is 2 r)
-    "HuberLoss(delta": lambda r, d: np.clip(r, -d, d),
-    "SmoothL1Loss(beta": lambda r, d: np.clip(r / d, -1, 1),
-}
-# Once it is known which rows a δ clips, the update is linear in u: Huber's clipped rows give u sign(r) with
-# u = δ, SmoothL1's others u r with u = 1 / β. loss -> (the part without u, the part times u, δ from u)
-_PARTS = {
-    "HuberLoss(delta": (lambda r, c: np.where(c, 0, r), lambda r, c: np.where(c, np.sign(r), 0), lambda u: u),
-    "SmoothL1Loss(beta": (lambda r, c: np.where(c, np.sign(r), 0), lambda r, c: np.where(c, 0, r),
-                          lambda u: 1 / u if u else -1.0),
+# The losses that clip residuals at delta: loss -> (its setting, what x^T multiplies in its update at delta
+# (the MSE's is 2 r), and the parts of that once it is known which rows delta clips: then the update is linear
+# in u, Huber's clipped rows giving u sign(r) with u = delta, SmoothL1's others u r with u = 1 / beta: (the
+# part without u, the part times u, delta from u)).
+CLIPPED = {
+    "HuberLoss": ("delta", lambda r, d: np.clip(r, -d, d),
+                  (lambda r, c: np.where(c, 0, r), lambda r, c: np.where(c, np.sign(r), 0), lambda u: u)),
+    "SmoothL1Loss": ("beta", lambda r, d: np.clip(r / d, -1, 1),
+                     (lambda r, c: np.where(c, np.sign(r), 0), lambda r, c: np.where(c, 0, r),
+                      lambda u: 1 / u if u else -1.0)),
 }  # fmt: skip
 
 
 def _until_clipped(lecture: Lecture, rec: Steps, k: int, tol: CompareParams) -> range:
     """Step k to the first update that step k's factor on the lecture's does not give: while no residual
     exceeds its delta, a Huber loss is the MSE halved, and delta shows only once one does."""
-    c = factor(lecture, rec, k)
-    scaled, ok = lecture.sgd(c or 0.0), within(tol)
-    later = next((j for j in window(rec, k, epochs=2) if j > k and not ok(scaled(rec, j), rec.params[j])), k + 1)
+    scaled = lecture.sgd(factor(lecture, rec, k) or 0.0)
+    later = next((j for j in window(rec, k, epochs=2) if j > k and not reproduces(scaled, rec, j, tol)), k + 1)
     return range(k, min(later, rec.updates) + 1)
 
 
-def _clip_point(lecture: Lecture, rec: Steps, fit: range, loss: str) -> float | None:
-    """The δ whose loss gives the fit's updates, tried in each gap between neighbouring |residuals| (where the
-    rows it clips are fixed and the update linear); None when no δ that clips some residual fits."""
-    fixed, per_unit, delta_of = _PARTS[loss]
+def _clip_point(lecture: Lecture, rec: Steps, fit: range, parts: tuple[Callable, ...]) -> float | None:
+    """The delta whose loss gives the fit's updates, tried in each gap between neighbouring |residuals| (where
+    the rows it clips are fixed and the update linear); None when no delta that clips some residual fits."""
+    fixed, per_unit, delta_of = parts
     batches = [(lecture.batch(rec.rows[j]), rec.params[j - 1], rec.params[j]) for j in fit]
     sizes = np.unique(np.concatenate([np.abs(yb - xb @ p) for (xb, yb), p, _ in batches]))
     for low, high in zip(np.concatenate([[0.0], sizes[:-1]]), sizes, strict=True):
@@ -133,34 +130,42 @@ def nominal_batch(lecture: Lecture, rec: Steps, k: int, name: str, tol: CompareP
     steps = window(rec, k, epochs=2)  # to the next epoch's short minibatch, a second update it must explain
     make = lecture.scaled(lambda rec, j: len(rec.rows[j]) / nominal)
     sizes = {len(rec.rows[j]) for j in steps}  # all alike: a learning rate's factor, not this
-    if len(sizes) > 1 and nominal >= max(sizes) and Mechanism("nominal_batch", make, "", steps).holds(rec, tol):
+    if len(sizes) > 1 and nominal >= max(sizes):
         yield Mechanism("nominal_batch", make, (
             f"{name} divides the minibatch's gradient by the nominal size {nominal}, not by the {present} rows "
-            f"present at {rec.label(k)} (a summed loss divided by batch_size)"), steps)  # fmt: skip
+            f"present at {rec.label(k)} (a summed loss divided by batch_size)"), steps, k)  # fmt: skip
 
 
 def rows_left_out(lecture: Lecture, rec: Steps, k: int, name: str, tol: CompareParams) -> Iterator[Mechanism]:
     """Rows of every minibatch left out of its update, by their place in it (a slice one short, or one row):
-    averaged over the rows kept, or over all of them (the left-out rows' terms zeroed)."""
+    averaged over the rows kept, or over all of them (the left-out rows' terms zeroed). A place is kept per
+    minibatch, so an epoch's shorter last one loses the same places."""
     n = len(rec.rows[k])
-    places = [(f"its first {m} rows", slice(m, None)) for m in range(1, n)]
-    places += [(f"its last {m} rows", slice(None, -m)) for m in range(1, n)]
-    places += [(f"its row {i + 1}", np.delete(np.arange(n), i)) for i in range(1, n - 1)]
+    places = [(f"its first {_rows(m)}", lambda size, m=m: np.arange(m, size)) for m in range(1, n)]
+    places += [(f"its last {_rows(m)}", lambda size, m=m: np.arange(max(size - m, 0))) for m in range(1, n)]
+    places += [(f"its row {i + 1}", lambda size, i=i: np.delete(np.arange(size), i) if i < size else np.arange(size))
+               for i in range(1, n - 1)]  # fmt: skip
     steps = window(rec, k)
     for words, kept in places:
         for over_all in (False, True):
             make = _subset(lecture, kept, over_all)
-            if Mechanism("rows_left_out", make, "", steps).holds(rec, tol):
+            if Mechanism("rows_left_out", make, "", steps, k).holds(rec, tol):
                 over = "all the minibatch's rows" if over_all else "the rows kept"
-                words = f"{name} leaves {words.replace('1 rows', 'row')} out of every minibatch's update"
-                yield Mechanism("rows_left_out", make, f"{words}, averaging over {over}", steps)
+                yield Mechanism("rows_left_out", make, (f"{name} leaves {words} out of every minibatch's update, "
+                                                        f"averaging over {over}"), steps, k)  # fmt: skip
                 return
 
 
-def _subset(lecture: Lecture, kept: slice | np.ndarray, over_all: bool) -> Predict:
+def _rows(m: int) -> str:
+    return "row" if m == 1 else f"{m} rows"
+
+
+def _subset(lecture: Lecture, kept: Callable[[int], np.ndarray], over_all: bool) -> Predict:
+    """The lecture's update over the rows kept(minibatch size) of each minibatch, by their place."""
+
     def predict(rec: Steps, j: int) -> np.ndarray:
         rows = rec.rows[j]
-        part = tuple(np.asarray(rows)[kept].tolist()) if len(rows) > 1 else rows
+        part = tuple(np.asarray(rows)[kept(len(rows))].tolist())
         xb, yb = lecture.batch(part)
         before = rec.params[j - 1]
         n = len(rows) if over_all else max(len(part), 1)

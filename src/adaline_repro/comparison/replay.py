@@ -11,12 +11,12 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from adaline_repro.comparison.tolerance import close, close_update, update_bound
+from adaline_repro.comparison.tolerance import close_update, update_bound
 from adaline_repro.core.params import CompareParams
 from adaline_repro.core.results import Steps, Table, read_table
 
@@ -29,6 +29,7 @@ class Lecture:
 
     table: Table
     lr: float
+    _histories: dict[int, tuple[Steps, np.ndarray]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def read(cls, train: Path, lr: float) -> Lecture:
@@ -60,10 +61,17 @@ class Lecture:
         xb, yb = self.batch(rows)
         return -2.0 / len(yb) * (xb.T @ (yb - xb @ params))
 
-    def gradients(self, rec: Steps, upto: int | None = None) -> np.ndarray:
-        """(upto + 1, parameters): row j the MSE gradient of update j at the record's parameters before it
+    def history(self, rec: Steps) -> np.ndarray:
+        """gradients(rec), computed once per record: what an optimizer's state is built from."""
+        kept = self._histories.get(id(rec))
+        if kept is None or kept[0] is not rec:
+            kept = self._histories[id(rec)] = (rec, self.gradients(rec))
+        return kept[1]
+
+    def gradients(self, rec: Steps) -> np.ndarray:
+        """(updates + 1, parameters): row j the MSE gradient of update j at the record's parameters before it
         (row 0 zeros), for every update at once: one matrix product over all the minibatches' rows."""
-        upto = rec.updates if upto is None else upto
+        upto = rec.updates
         sizes = np.array([len(r) for r in rec.rows[1 : upto + 1]], dtype=np.int64)
         out = np.zeros((upto + 1, len(rec.names)))
         xb, yb = self.batch(tuple(itertools.chain.from_iterable(rec.rows[1 : upto + 1])))
@@ -109,19 +117,19 @@ class Lecture:
         return lambda rec, j: rec.params[j - 1] - factors(rec, j) * self.lr * self.gradient(rec.params[j - 1],
                                                                                            rec.rows[j])  # fmt: skip
 
-    def accumulating(self, since: int, summed: np.ndarray) -> Predict:
-        """Gradients summed since update `since` and never zeroed (a missing zero_grad()); `summed` the
-        cumulative sum of gradients()."""
-        return lambda rec, j: rec.params[j - 1] - self.lr * (summed[j] - summed[since - 1])
+    def accumulating(self, since: int) -> Predict:
+        """Gradients summed since update `since` and never zeroed (a missing zero_grad())."""
+        return lambda rec, j: rec.params[j - 1] - self.lr * self.history(rec)[since : j + 1].sum(axis=0)
 
-    def accumulated_since(self, rec: Steps, k: int, summed: np.ndarray, close: Callable) -> int | None:
-        """The earliest step s < k from which summed gradients give update k (`close`: elementwise), at once
-        for every s."""
+    def accumulated_since(self, rec: Steps, k: int, tol: CompareParams) -> int | None:
+        """The earliest step s < k from which summed gradients give update k, at once for every s."""
         if k < 2:
             return None
-        candidates = rec.params[k - 1] - self.lr * (summed[k] - summed[: k - 1])  # row s - 1: since s
+        summed = np.cumsum(self.history(rec)[: k + 1], axis=0)
+        before = rec.params[k - 1]
+        candidates = before - self.lr * (summed[k] - summed[: k - 1])  # row s - 1: since s
         with np.errstate(all="ignore"):
-            matches = np.flatnonzero(close(candidates, rec.params[k]).all(axis=1))
+            matches = np.flatnonzero(close_update(before, candidates, rec.params[k], tol).all(axis=1))
         return int(matches[0]) + 1 if matches.size else None
 
     def weight_decay(self, lam: float, weights_only: bool = False) -> Predict:
@@ -134,15 +142,6 @@ class Lecture:
             return before - self.lr * (self.gradient(before, rec.rows[j]) + lam * decayed)
 
         return predict
-
-    def fitted(self, rec: Steps, k: int, basis: np.ndarray) -> float | None:
-        """The c for which update k is the lecture's minus lr * c * basis, by least squares (how far the
-        suspect's gradient is the lecture's plus c times something); None when it cannot be told."""
-        extra = -(rec.params[k] - rec.params[k - 1]) / self.lr - self.gradient(rec.params[k - 1], rec.rows[k])
-        with np.errstate(all="ignore"):
-            den = float(basis @ basis)
-            c = float(extra @ basis) / den if den else float("nan")
-        return c if np.isfinite(c) else None
 
 
 def frozen(rec: Steps, j: int) -> np.ndarray:
@@ -168,9 +167,29 @@ def window(rec: Steps, k: int, last_fit: int | None = None, epochs: int = 1) -> 
     return range(k, min(len(rec.params) - 1, max(last + FOLLOWING, k + int(later[-1]))) + 1)
 
 
-def predicts(predict: Predict, rec: Steps, steps: range, close: Callable[[np.ndarray, np.ndarray], bool]) -> bool:
+def reproduces(predict: Predict, rec: Steps, j: int, tol: CompareParams) -> bool:
+    """Whether `predict` gives the record's parameters after update j from its own before it, within `tol`
+    (tolerance.close_update: the rule every update held to a replay is judged by)."""
     with np.errstate(all="ignore"):
-        return all(close(predict(rec, j), rec.params[j]) for j in steps)
+        return bool(close_update(rec.params[j - 1], predict(rec, j), rec.params[j], tol).all())
+
+
+def predicts(predict: Predict, rec: Steps, steps: range, tol: CompareParams) -> bool:
+    """Whether `predict` reproduces every update of `steps`."""
+    return all(reproduces(predict, rec, j, tol) for j in steps)
+
+
+def gap(predict: Predict, rec: Steps, steps: range, tol: CompareParams) -> float:
+    """The largest difference of `predict` from the record over `steps`, in units of the tolerance."""
+    worst = 0.0
+    with np.errstate(all="ignore"):
+        for j in steps:
+            before, predicted, after = rec.params[j - 1], predict(rec, j), rec.params[j]
+            if not close_update(before, predicted, after, tol).all():
+                ratio = np.abs(predicted - after) / update_bound(before, predicted, after, tol)
+                return float(np.nan_to_num(ratio, nan=np.inf).max(initial=np.inf))
+            worst = max(worst, float((np.abs(predicted - after) / update_bound(before, predicted, after, tol)).max()))
+    return worst
 
 
 def factor(lecture: Lecture, rec: Steps, k: int) -> float | None:
@@ -182,8 +201,3 @@ def factor(lecture: Lecture, rec: Steps, k: int) -> float | None:
         den = float(plain @ plain)
         c = float(seen @ plain) / den if den else float("nan")
     return c if np.isfinite(c) else None
-
-
-def within(tol: CompareParams) -> Callable[[np.ndarray, np.ndarray], bool]:
-    """Whether two parameter vectors agree within `tol` in every component."""
-    return lambda a, b: bool(close(a, b, tol).all())

@@ -121,7 +121,7 @@ class Report:
         return f"# Backend comparison\n\n{table}\n{markdown(self.divergence)}"
 
     def _lecture_line(self) -> str:
-        if not self.follows_lecture:
+        if not self.follows_lecture or self.lecture_ratio is None:  # read back from JSON, the ratio is not there
             return ""
         return (
             "\nEvery update of every backend is the lecture's, replayed in float64 from its own parameters on its "

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from adaline_repro.comparison.mechanisms import Mechanism, num, simplest
-from adaline_repro.comparison.replay import FOLLOWING, Lecture, Predict, factor, window
+from adaline_repro.comparison.replay import Lecture, Predict, factor, window
 from adaline_repro.core.params import CompareParams
 from adaline_repro.core.results import Steps
 
@@ -94,13 +94,13 @@ def families(lecture: Lecture, rec: Steps, k: int, name: str, tol: CompareParams
             last = max((j for j, _, _ in points), default=k)
             steps = window(rec, k, last, epochs=2)
             theta = fit([(t, c) for _, t, c in points]) if len(points) == needed else None
-            if theta is None or steps[-1] - last < FOLLOWING:
+            if theta is None:
                 continue
             theta = simplest(lambda t, curve=curve, ticks=ticks: _scaled(lecture, curve, ticks, t), theta, rec,
                              steps, tol)  # fmt: skip
             if theta is not None:
                 words = f"{name}'s {_words(shape, clock, theta)}"
-                yield Mechanism("lr_schedule", _scaled(lecture, curve, ticks, theta), words, steps)
+                yield Mechanism("lr_schedule", _scaled(lecture, curve, ticks, theta), words, steps, last)
 
 
 def _steps(
@@ -124,7 +124,7 @@ def _steps(
                      f"gamma={g}) stepped {clock}{once})")  # fmt: skip
             if every == 1:  # StepLR(step_size=1) is ExponentialLR
                 words = _words("exponential", clock, gamma)
-            yield Mechanism("lr_schedule", _scaled(lecture, curve, ticks, gamma), f"{name}'s {words}", span)
+            yield Mechanism("lr_schedule", _scaled(lecture, curve, ticks, gamma), f"{name}'s {words}", span, k)
             return
 
 

@@ -18,9 +18,8 @@ from adaline_repro.stages import LOGGED, RESULTS, parser, run_stage, say
 
 
 def write_outputs(params: Params, outputs: Sequence[BackendOutputs], files: CompareFiles, train: Path | None) -> Report:
-    """Compare every backend's results (load_outputs of each, in train.backends' order); write the report,
-    the verdict and the plots' data. `train` (train.csv) is read only when a step diverges: the cause rules
-    replay the lecture's updates on it."""
+    """Compare every backend's results (load_outputs of each, in train.backends' order), and hold every update
+    to the lecture's, replayed on `train` (train.csv); write the report, the verdict and the plots' data."""
     report = compare(outputs, params.compare, Lecture.read(train, params.train.lr) if train else None)
     write_json(files.json, report.to_json())
     atomic_write_text(files.md, report.markdown(params.compare))
