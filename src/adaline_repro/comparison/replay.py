@@ -29,31 +29,51 @@ class Lecture:
 
     table: Table
     lr: float
-    _histories: dict[int, tuple[Steps, np.ndarray]] = field(default_factory=dict, compare=False, repr=False)
+    _cache: dict[tuple[int, str], tuple[Steps, object]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def read(cls, train: Path, lr: float) -> Lecture:
         return cls(read_table(train), lr)
 
     @functools.cached_property
-    def _data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The table's raw-row numbers, sorted, the positions that sort them, and x with a column of ones (the
-        bias's input) and y, in float64."""
-        order = np.argsort(self.table.rows, kind="stable")
+    def _data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each raw-table row's position in the table (-1: not in it), indexed by the row's number, and x with
+        a column of ones (the bias's input) and y, in float64."""
+        rows = self.table.rows
+        position = np.full(int(rows.max(initial=-1)) + 1, -1, dtype=np.int64)
+        position[rows] = np.arange(len(rows))
         x = np.hstack([self.table.x.astype(np.float64), np.ones((len(self.table.y), 1))])
-        return self.table.rows[order], order, x, self.table.y.astype(np.float64)
+        return position, x, self.table.y.astype(np.float64)
+
+    def _positions(self, rows: np.ndarray) -> np.ndarray:
+        """The table positions of raw-table rows (-1 for a row the table does not hold)."""
+        position = self._data[0]
+        inside = (rows >= 0) & (rows < len(position))
+        return np.where(inside, position[np.where(inside, rows, 0)], -1)
+
+    def _flat(self, rec: Steps) -> tuple[np.ndarray, np.ndarray]:
+        """The table positions of every minibatch's rows, one after the other, and each update's minibatch
+        size: read once per record (the record holds them as tuples, costly to walk at 14,000 updates)."""
+        return self._kept(rec, "flat", lambda: (
+            self._positions(np.fromiter(itertools.chain.from_iterable(rec.rows), dtype=np.int64)),
+            np.fromiter((len(r) for r in rec.rows[1:]), dtype=np.int64, count=rec.updates)))  # fmt: skip
+
+    def _kept(self, rec: Steps, what: str, make: Callable[[], object]) -> object:
+        """make(), computed once per record and kind (the record is kept with it, so its id stays its own)."""
+        key = (id(rec), what)
+        kept = self._cache.get(key)
+        if kept is None or kept[0] is not rec:
+            kept = self._cache[key] = (rec, make())
+        return kept[1]
 
     def covers(self, rec: Steps) -> bool:
         """Whether every minibatch of the record is rows of this table, with its parameters' count."""
-        known, _, x, _ = self._data
-        wanted = np.fromiter(itertools.chain.from_iterable(rec.rows), dtype=np.int64)
-        found = np.searchsorted(known, wanted).clip(max=len(known) - 1)
-        return len(rec.names) == x.shape[1] and bool((known[found] == wanted).all())
+        return len(rec.names) == self._data[1].shape[1] and bool((self._flat(rec)[0] >= 0).all())
 
     def batch(self, rows: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         """The minibatch's inputs with the bias's 1 (n, parameters) and targets (n,), in the order given."""
-        known, order, x, y = self._data
-        at = order[np.searchsorted(known, np.asarray(rows, dtype=np.int64))]
+        _, x, y = self._data
+        at = self._positions(np.asarray(rows, dtype=np.int64))
         return x[at], y[at]
 
     def gradient(self, params: np.ndarray, rows: tuple[int, ...]) -> np.ndarray:
@@ -63,22 +83,19 @@ class Lecture:
 
     def history(self, rec: Steps) -> np.ndarray:
         """gradients(rec), computed once per record: what an optimizer's state is built from."""
-        kept = self._histories.get(id(rec))
-        if kept is None or kept[0] is not rec:
-            kept = self._histories[id(rec)] = (rec, self.gradients(rec))
-        return kept[1]
+        return self._kept(rec, "gradients", lambda: self.gradients(rec))
 
     def gradients(self, rec: Steps) -> np.ndarray:
         """(updates + 1, parameters): row j the MSE gradient of update j at the record's parameters before it
         (row 0 zeros), for every update at once: one matrix product over all the minibatches' rows."""
-        upto = rec.updates
-        sizes = np.array([len(r) for r in rec.rows[1 : upto + 1]], dtype=np.int64)
-        out = np.zeros((upto + 1, len(rec.names)))
-        xb, yb = self.batch(tuple(itertools.chain.from_iterable(rec.rows[1 : upto + 1])))
-        before = np.repeat(rec.params[:upto], sizes, axis=0)  # each row's update starts from these
+        at, sizes = self._flat(rec)
+        _, x, y = self._data
+        xb, yb = x[at], y[at]
+        out = np.zeros((rec.updates + 1, len(rec.names)))
+        before = np.repeat(rec.params[:-1], sizes, axis=0)  # each row's update starts from these
         full = sizes > 0  # an empty minibatch's mean is NaN, as gradient() gives it
         with np.errstate(all="ignore"):
-            weighted = xb * (yb - (xb * before).sum(axis=1))[:, None]
+            weighted = xb * (yb - np.einsum("ij,ij->i", xb, before))[:, None]
             sums = np.add.reduceat(weighted, (np.cumsum(sizes) - sizes)[full], axis=0) if full.any() else 0.0
             out[1:][full] = -2.0 / sizes[full, None] * sums
             out[1:][~full] = np.nan
