@@ -393,6 +393,13 @@ def test_a_row_left_out_by_its_place_applies_to_the_shorter_last_minibatch_too(
     assert "at steps 1-9" in cause.evidence
 
 
+class FirstRowLeftOut(ManualBackend):
+    """`x[1:]`: the minibatch's first row never reaches the gradient."""
+
+    def gradients(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return super().gradients(x[1:], y[1:])
+
+
 class InputDropout(ModuleBackend):
     """Dropout (p 0.2, seeded) on the inputs: a random mask no mechanism models."""
 
@@ -433,6 +440,9 @@ OTHER_SETTINGS = [
     (targets(0.9, 0.05), 1, "targets", "targets 0.9 y + 0.05 instead"),  # label smoothing
     (loss(lambda a, b: F.huber_loss(a, b, delta=0.3)), 1, "loss_function", "HuberLoss(delta=0.3)"),
     (loss(lambda a, b: F.smooth_l1_loss(a, b, beta=0.5)), 1, "loss_function", "SmoothL1Loss(beta=0.5)"),
+    (loss(F.huber_loss), 1, "learning_rate",  # delta 1: no residual clipped yet, an alias the evidence states
+     "0.5 x the configured one (or its gradient lost the 2 of d/dw (y - yhat)^2, or a Huber loss whose delta"),
+    (FirstRowLeftOut, 1, "rows_left_out", "leaves its first row out of every minibatch's update"),
     (InputDropout, 1, "unexplained", "no rule's mechanism reproduces module"),
 ]  # fmt: skip
 
