@@ -1,10 +1,13 @@
 """The comparison: whether results agree, and where and why they part.
 
-- tolerance: the one rule for every float quantity and step (|a - b| <= atol + rtol * max(|a|, |b|));
+- tolerance: the one rule for every float quantity and step (|a - b| <= atol + rtol * max(|a|, |b|)), and
+  for an update held to a replay the same with rtol of the update's terms;
 - agreement: two sets of results held to it, quantity by quantity (loss curve, weights, every update's
   parameters within tolerance; predictions and accuracies exactly);
 - divergence: the first update step at which records part, and what each did there;
-- causes: the rules that name why, each proven by replay (the lecture's update, replayed in float64);
+- causes: the rules that name why, in words; replay: the lecture's update, replayed in float64 from a
+  record's own parameters (and every update held to it); search: which mechanism reproduces a suspect,
+  tried in order from exact, schedules, optimizers and objectives (mechanisms: fitting one and its span);
 - report: the verdict and its words, everywhere they reach (compare.json and .md, the stage's lines, the
   MLflow description, the check's and the sweep's summaries);
 - figure: the loss curves and their differences, the first diverging step marked (matplotlib, imported
