@@ -21,13 +21,13 @@ from adaline_repro.core.results import Steps
 Residuals = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (residuals y - yhat, targets) -> what x^T multiplies
 
 
-def descent(lecture: Lecture, weights: Residuals, scale: float = 1.0) -> Predict:
-    """An update p + lr * scale / n * x^T weights(y - x p, y): the lecture's is weights = 2 (y - x p)."""
+def descent(lecture: Lecture, weights: Residuals) -> Predict:
+    """An update p + lr / n * x^T weights(y - x p, y): the lecture's is weights = 2 (y - x p)."""
 
     def predict(rec: Steps, j: int) -> np.ndarray:
         xb, yb = lecture.batch(rec.rows[j])
         before = rec.params[j - 1]
-        return before + lecture.lr * scale / len(yb) * (xb.T @ weights(yb - xb @ before, yb))
+        return before + lecture.lr / len(yb) * (xb.T @ weights(yb - xb @ before, yb))
 
     return predict
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adaline_repro.comparison.tolerance import close_update, update_bound
+from adaline_repro.comparison.tolerance import close_update, update_ratio
 from adaline_repro.core.params import CompareParams
 from adaline_repro.core.results import Steps, Table, read_table
 
@@ -103,14 +103,12 @@ class Lecture:
 
     def gaps(self, rec: Steps, tol: CompareParams) -> np.ndarray:
         """(updates,): how far each update of the record is from the lecture's, replayed from the record's own
-        parameters before it, in units of the tolerance (tolerance.close_update; the largest over the
-        parameters, inf where not close at all)."""
+        parameters before it, in units of the tolerance (tolerance.update_ratio, the largest over the
+        parameters): above 1, not the lecture's."""
         before, after = rec.params[:-1], rec.params[1:]
         with np.errstate(all="ignore"):
             replayed = before - self.lr * self.gradients(rec)[1:]
-            ratio = np.abs(replayed - after) / update_bound(before, replayed, after, tol)
-            together = close_update(before, replayed, after, tol)
-            return np.where(together, np.nan_to_num(ratio, nan=0.0, posinf=0.0), np.inf).max(axis=1, initial=0.0)
+        return update_ratio(before, replayed, after, tol).max(axis=1, initial=0.0)
 
     def departure(self, rec: Steps, tol: CompareParams) -> int | None:
         """The first update the lecture's does not give within `tol` (None: every update is the lecture's)."""
@@ -198,15 +196,9 @@ def predicts(predict: Predict, rec: Steps, steps: range, tol: CompareParams) -> 
 
 def gap(predict: Predict, rec: Steps, steps: range, tol: CompareParams) -> float:
     """The largest difference of `predict` from the record over `steps`, in units of the tolerance."""
-    worst = 0.0
     with np.errstate(all="ignore"):
-        for j in steps:
-            before, predicted, after = rec.params[j - 1], predict(rec, j), rec.params[j]
-            if not close_update(before, predicted, after, tol).all():
-                ratio = np.abs(predicted - after) / update_bound(before, predicted, after, tol)
-                return float(np.nan_to_num(ratio, nan=np.inf).max(initial=np.inf))
-            worst = max(worst, float((np.abs(predicted - after) / update_bound(before, predicted, after, tol)).max()))
-    return worst
+        ratios = (update_ratio(rec.params[j - 1], predict(rec, j), rec.params[j], tol).max() for j in steps)
+        return float(max(ratios, default=0.0))
 
 
 def factor(lecture: Lecture, rec: Steps, k: int) -> float | None:

@@ -143,22 +143,15 @@ def compare(outputs: Sequence[BackendOutputs], tol: CompareParams, lecture: Lect
     """Every pair, in the order the backends are listed, and the first update step at which any part
     (`lecture`: the training data and learning rate, which let the cause rules replay updates, and hold every
     backend's every update to the lecture's: a departure before the backends part is the divergence)."""
+    pairs = tuple(compare_pair(a, b, tol) for a, b in itertools.combinations(outputs, 2))
     records = {o.backend: o.steps for o in outputs}
     found = first_divergence(records, tol, lecture)
     if lecture is None or not all(lecture.covers(rec) for rec in records.values()):
-        return Report(tuple(compare_pair(a, b, tol) for a, b in itertools.combinations(outputs, 2)), found,
-                      tolerance_ratio(outputs, tol))  # fmt: skip
-    gaps = [lecture.gaps(rec, tol) for rec in records.values()]
-    largest = max(float(g.max(initial=0.0)) for g in gaps)
+        return Report(pairs, found, tolerance_ratio(outputs, tol))
+    largest = max(float(lecture.gaps(rec, tol).max(initial=0.0)) for rec in records.values())
     if largest > 1:  # some update is not the lecture's: the divergence when it comes before the backends part
         found = first_departure(records, tol, lecture, None if found is None else found.step) or found
-    return Report(
-        tuple(compare_pair(a, b, tol) for a, b in itertools.combinations(outputs, 2)),
-        found,
-        tolerance_ratio(outputs, tol),
-        largest <= 1,
-        largest,
-    )
+    return Report(pairs, found, tolerance_ratio(outputs, tol), largest <= 1, largest)
 
 
 def _fmt(value: float | None) -> str:

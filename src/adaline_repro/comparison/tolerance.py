@@ -29,8 +29,15 @@ def update_bound(before: np.ndarray, expected: np.ndarray, after: np.ndarray, to
         return tol.atol + tol.rtol * np.maximum(np.maximum(np.abs(before), np.abs(expected - before)), np.abs(after))
 
 
+def update_ratio(before: np.ndarray, expected: np.ndarray, after: np.ndarray, tol: CompareParams) -> np.ndarray:
+    """How far an update from `before` landed from `expected`, elementwise, in units of update_bound: 0 where
+    they are equal (an infinity included), inf where one is not finite and they differ."""
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        ratio = np.abs(expected - after) / update_bound(before, expected, after, tol)
+        finite = np.isfinite(expected) & np.isfinite(after)
+        return np.where(expected == after, 0.0, np.where(finite, np.nan_to_num(ratio, nan=np.inf), np.inf))
+
+
 def close_update(before: np.ndarray, expected: np.ndarray, after: np.ndarray, tol: CompareParams) -> np.ndarray:
     """Whether an update from `before` gave `after` where `expected` was due, elementwise, within update_bound."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        near = np.abs(expected - after) <= update_bound(before, expected, after, tol)
-        return (np.isfinite(expected) & np.isfinite(after) & near) | (np.isinf(expected) & (expected == after))
+    return update_ratio(before, expected, after, tol) <= 1

@@ -103,7 +103,7 @@ def note(report: Report) -> str:
     """The parent run's description: the verdict and the table of differences."""
     from adaline_repro.comparison import markdown, sentence
 
-    verdict = report.headline.replace("PASSED", "passed")
+    verdict = report.headline
     found = report.divergence
     return (
         (f"{sentence(found)}\n\n" if found else "")

@@ -216,11 +216,27 @@ def test_an_update_off_by_a_factor_names_the_factor_and_its_mechanism(
     assert cause.evidence.startswith(evidence)
 
 
-def test_a_bug_no_rule_reproduces_is_unexplained_with_the_numbers(tmp_path, monkeypatch, train_table, params, lecture):
+class InputDropout(ModuleBackend):
+    """Dropout (p 0.2, seeded) on the inputs: a random mask no mechanism models."""
+
+    def __init__(self, n_features: int, lr: float, dtype: torch.dtype, device: torch.device) -> None:
+        super().__init__(n_features, lr, dtype, device)
+        self.masks = torch.Generator().manual_seed(0)
+
+    def _backward(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        kept = (torch.rand(x.shape, generator=self.masks) > 0.2).to(x.dtype) / 0.8
+        self.optimizer.zero_grad()
+        F.mse_loss(self.linear(x * kept).view(-1), y).backward()
+
+
+@pytest.mark.parametrize("bug", [ClippedGradient, InputDropout])
+def test_a_bug_no_rule_reproduces_is_unexplained_with_the_numbers(
+    bug, tmp_path, monkeypatch, train_table, params, lecture
+):
     """Clipping scales each update by its own factor: one update fits a learning rate, the next ones do not,
-    so no rule claims it."""
-    found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"module": ClippedGradient})
-    assert found.step == 1  # the first gradient already exceeds the norm of 0.5
+    so no rule claims it; a random mask fits nothing."""
+    found = locate(tmp_path, monkeypatch, train_table, params, lecture, faulty={"module": bug})
+    assert found.step == 1  # the first gradient already exceeds clipping's norm of 0.5; the first mask bites
     (cause,) = found.causes
     assert (cause.rule, cause.backend) == ("unexplained", "module")
     assert f"no rule's mechanism reproduces module at steps {found.step}-" in cause.evidence
