@@ -79,7 +79,8 @@ class Lecture:
     def gradient(self, params: np.ndarray, rows: tuple[int, ...]) -> np.ndarray:
         """The MSE gradient over the minibatch at `params` (weights..., bias)."""
         xb, yb = self.batch(rows)
-        return -2.0 / len(yb) * (xb.T @ (yb - xb @ params))
+        with np.errstate(all="ignore"):  # parameters that overflowed give NaN: the non_finite rule says so
+            return -2.0 / len(yb) * (xb.T @ (yb - xb @ params))
 
     def history(self, rec: Steps) -> np.ndarray:
         """gradients(rec), computed once per record: what an optimizer's state is built from."""
