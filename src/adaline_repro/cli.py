@@ -27,9 +27,8 @@ EPILOG = "README.md is the entry; docs/ has the details. Exit codes: docs/reliab
 def _check(a: argparse.Namespace) -> int:
     from adaline_repro.ops import check
 
-    return check.command(
-        a.params, a.devices, update=a.update, wait=a.wait, keep=a.keep, log_to_store=a.log_to_store, say=say
-    )
+    options = {"update": a.update, "wait": a.wait, "keep": a.keep, "log_to_store": a.log_to_store}
+    return check.command(a.params, a.devices, **options, say=say, with_specs=a.with_specs)
 
 
 def _sweep(a: argparse.Namespace) -> int:
@@ -165,6 +164,14 @@ def _check_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--wait", action="store_true", help="with --update: wait for a run holding the checkout")
     p.add_argument("--keep", action="store_true", help="keep the scratch copy for inspection")
     p.add_argument("--log-to-store", action="store_true", help="log the check's runs to the usual MLflow store")
+    p.add_argument(
+        "--with",
+        dest="with_specs",
+        action="append",
+        metavar="SPEC",
+        help="run under other versions: a pip requirement (torch==2.15.0), a bare name (its newest release) or "
+        "latest (every direct dependency's newest); repeatable. Builds a cached venv; never edits the lock",
+    )
 
 
 def _sweep_parser(sub: argparse._SubParsersAction) -> None:

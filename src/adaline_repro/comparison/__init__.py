@@ -16,7 +16,14 @@
 The compare stage and the check judge with it; neither reaches into its modules past this list.
 """
 
-from adaline_repro.comparison.agreement import BackendOutputs, PairResult, compare_pair, load_outputs, step_ratios
+from adaline_repro.comparison.agreement import (
+    BackendOutputs,
+    PairResult,
+    compare_pair,
+    load_outputs,
+    step_ratios,
+    tolerance_ratio,
+)
 from adaline_repro.comparison.divergence import Divergence, first_divergence
 from adaline_repro.comparison.replay import Lecture
 from adaline_repro.comparison.report import Report, compare, likely_causes, markdown, sentence, summary
@@ -36,4 +43,5 @@ __all__ = [
     "sentence",
     "step_ratios",
     "summary",
+    "tolerance_ratio",
 ]

@@ -17,21 +17,15 @@ from pathlib import Path
 
 from adaline_repro.comparison import BackendOutputs, Divergence, Lecture, PairResult, load_outputs
 from adaline_repro.core.checkout import PipelinePaths, pipeline_paths, repository_root
-from adaline_repro.core.errors import EXIT_DIFFER, EXIT_DRIFT, EXIT_OK, EXIT_STALE, InputError
+from adaline_repro.core.errors import EXIT_BROKEN, EXIT_DIFFER, EXIT_DRIFT, EXIT_OK, EXIT_STALE, InputError
 from adaline_repro.core.files import atomic_write_bytes, atomic_write_text, json_text, read_json
 from adaline_repro.core.params import Params, load_params
 from adaline_repro.dvc_support import internals
-from adaline_repro.ops.check_findings import (
-    STATUS,
-    DeviceRun,
-    compared_paths,
-    divergences,
-    drift,
-    exit_code,
-    judge,
-    report,
-)
-from adaline_repro.ops.fingerprint import differences, fingerprint
+from adaline_repro.ops import upgrade as upgrades
+from adaline_repro.ops.check_findings import DeviceRun, compared_paths, divergences, drift, exit_code, judge
+from adaline_repro.ops.check_report import STATUS, install_report, report, title
+from adaline_repro.ops.fingerprint import differences, fingerprint, fingerprint_in
+from adaline_repro.ops.upgrade import InstallFailed, ScratchVenv
 from adaline_repro.repro.checkout_run import CheckoutRun
 
 # The check's own outputs (not pipeline outputs: dvc.yaml does not know them).
@@ -75,8 +69,8 @@ def run_device(scratch: Path, device: str, env: dict[str, str], params: Params, 
     done = subprocess.run(["./pipeline", "repro", "--force"], cwd=scratch, env=env, capture_output=True, text=True)
     log = (done.stdout + done.stderr)[-4000:]
     reached_compare = done.returncode in (EXIT_OK, EXIT_DIFFER) and (scratch / paths.compare_json).exists()
-    passed = read_json(scratch / paths.compare_json)["passed"] if reached_compare else None  # compare.json's
-    run = DeviceRun(device, done.returncode, passed, log)
+    compared = read_json(scratch / paths.compare_json) if reached_compare else {}
+    run = DeviceRun(device, done.returncode, compared.get("passed"), log, compared.get("follows_lecture"))
     if not run.broken:
         keep = scratch / ".check" / device
         for rel in compared_paths(paths):
@@ -138,10 +132,11 @@ def copy_worktree(repo: Path, dest: Path) -> Path:
     return dest
 
 
-def scratch_env(scratch: Path, repo: Path, log_to_store: bool) -> dict[str, str]:
+def scratch_env(scratch: Path, repo: Path, log_to_store: bool, venv: Path | None = None) -> dict[str, str]:
+    """The scratch copy's environment: this venv (or `venv`, check --with's), and a throw-away store."""
     from adaline_repro.core.tracking_uri import tracking_uri
 
-    env = {**os.environ, "ADALINE_VENV": os.environ.get("ADALINE_VENV", str(repo / ".venv"))}
+    env = {**os.environ, "ADALINE_VENV": str(venv) if venv else os.environ.get("ADALINE_VENV", str(repo / ".venv"))}
     env.pop("DVC_ROOT", None)
     env["MLFLOW_TRACKING_URI"] = tracking_uri(repo) if log_to_store else f"sqlite:///{scratch}/mlflow.db"
     return env
@@ -160,15 +155,18 @@ def run_check(
     keep: bool = False,
     log_to_store: bool = False,
     say: Callable[[str], None] = print,
+    upgrade: ScratchVenv | None = None,
 ) -> int:
     """The whole check; writes reports/check.{json,md} in `repo` and returns the exit code. With `update`
-    (the checkout, held by the caller) it rewrites the committed results from the fresh run."""
+    (the checkout, held by the caller) it rewrites the committed results from the fresh run; with `upgrade`
+    the scratch copy runs in that venv (check --with) and the verdict is logged to the store."""
     paths = pipeline_paths(repo)
     scratch = new_scratch(repo)
-    env = scratch_env(scratch, repo, log_to_store)
+    env = scratch_env(scratch, repo, log_to_store, upgrade.path if upgrade else None)
+    versions = [str(c) for c in upgrade.changes] if upgrade else []
     try:
         stale = [] if update else stale_reasons(repo, env)
-        env_now = fingerprint()
+        env_now = fingerprint_in(upgrade.path) if upgrade else fingerprint()
         if "cuda" in devices and not env_now["cuda"]["available"]:
             raise CheckError("--devices asks for cuda, but no CUDA device is available")
         env_file = repo / ENVIRONMENT
@@ -181,7 +179,7 @@ def run_check(
                 say(f"check: running the pipeline from scratch on {device} in {scratch}")
                 run = run_device(scratch, device, env, params, paths)
                 if run.results:
-                    judge(repo, run, reference, env_diffs, params, paths)
+                    judge(repo, run, reference, env_diffs, params, paths, versions)
                 runs.append(run)
         cross, cross_divergences = _across_devices(runs, params)
         code = EXIT_STALE if stale else exit_code(runs, cross)
@@ -189,17 +187,31 @@ def run_check(
             changed = update_reference(repo, paths, runs[0], env_now, update)
             say(f"check --update: {len(changed)} committed files rewritten" + "".join(f"\n  {c}" for c in changed))
             code = EXIT_OK
-        data, text = report(code, stale, runs, cross, cross_divergences, env_ref, env_now)
-        atomic_write_text(repo / REPORT_JSON, json_text(data))
-        atomic_write_text(repo / REPORT_MD, text)
-        say(text)
-        say(f"check: {STATUS[code]} (exit {code}); report in {REPORT_MD}")
-        return code
+        data, text = report(code, stale, runs, cross, cross_divergences, env_ref, env_now, upgrade)
+        return _conclude(repo, params, code, data, text, say, upgrade.specs if upgrade else None)
     finally:
         if keep:
             say(f"check: scratch copy kept in {scratch}")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _conclude(
+    repo: Path, params: Params, code: int, data: dict, text: str, say: Callable[[str], None], specs: tuple | None
+) -> int:
+    """Write the reports, say them; a check --with also logs its verdict, with its versions, to the store."""
+    atomic_write_text(repo / REPORT_JSON, json_text(data))
+    atomic_write_text(repo / REPORT_MD, text)
+    say(text)
+    if specs is not None:
+        from adaline_repro.core.tracking_uri import tracking_uri
+        from adaline_repro.tracking import check_runs
+
+        experiment = check_runs.experiment_name(params.tracking.experiment)
+        run_id = check_runs.log_check(tracking_uri(repo), experiment, check_runs.check_run(data, text))
+        say(f"check: logged to MLflow as run {run_id} (experiment {experiment})")
+    say(f"check{title(specs or ())}: {STATUS[code]} (exit {code}); report in {REPORT_MD}")
+    return code
 
 
 def _across_devices(runs: list[DeviceRun], params: Params) -> tuple[list[PairResult], dict[str, Divergence | None]]:
@@ -231,12 +243,23 @@ def command(
     keep: bool,
     log_to_store: bool,
     say: Callable[[str], None],
+    with_specs: list[str] | None = None,
 ) -> int:
     """`./pipeline check`: the devices default to train.device from params.yaml. With --update it holds the
-    checkout for its whole run, as ./pipeline repro does."""
+    checkout for its whole run, as ./pipeline repro does. With --with it first builds (or finds) the venv of
+    those versions; an install that fails is a broken check, reported with pip's line."""
     params = load_params(params_yaml)
     repo = repository_root()
     chosen = parse_devices(devices or params.train.device)
+    if with_specs:
+        if update:
+            raise CheckError("--with compares other versions with the committed results; it never rewrites them")
+        try:
+            upgrade = upgrades.prepare(repo, with_specs, say)
+        except InstallFailed as failed:
+            data, text = install_report(with_specs, failed.line, failed.log)
+            return _conclude(repo, params, EXIT_BROKEN, data, text, say, tuple(with_specs))
+        return run_check(repo, params, chosen, keep=keep, log_to_store=log_to_store, say=say, upgrade=upgrade)
     if not update:
         return run_check(repo, params, chosen, keep=keep, log_to_store=log_to_store, say=say)
     command_line = "./pipeline check --update" + (f" --devices {devices}" if devices else "")

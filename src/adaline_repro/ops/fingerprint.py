@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import json
 import os
 import platform
 import re
@@ -207,6 +208,13 @@ def _stdout_of(func: Callable[[], None]) -> str:
         return sink.read().decode(errors="replace")
 
 
+def fingerprint_in(venv: Path) -> dict[str, object]:
+    """The fingerprint as seen from another venv's Python (check --with's): its own torch and numpy."""
+    command = [str(venv / "bin" / "python"), "-m", "adaline_repro.ops.fingerprint"]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
 def differences(a: dict, b: dict, prefix: str = "") -> list[Difference]:
     """Each leaf that differs between two fingerprints (reference `a`, now `b`)."""
     out = []
@@ -217,3 +225,7 @@ def differences(a: dict, b: dict, prefix: str = "") -> list[Difference]:
         elif left != right:
             out.append(Difference(f"{prefix}{key}", left, right))
     return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(fingerprint()))
