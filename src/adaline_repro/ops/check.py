@@ -70,7 +70,8 @@ def run_device(scratch: Path, device: str, env: dict[str, str], params: Params, 
     log = (done.stdout + done.stderr)[-4000:]
     reached_compare = done.returncode in (EXIT_OK, EXIT_DIFFER) and (scratch / paths.compare_json).exists()
     compared = read_json(scratch / paths.compare_json) if reached_compare else {}
-    run = DeviceRun(device, done.returncode, compared.get("passed"), log, compared.get("follows_lecture"))
+    run = DeviceRun(device, done.returncode, compared.get("passed"), log)
+    run.follows_lecture = compared.get("follows_lecture")
     if not run.broken:
         keep = scratch / ".check" / device
         for rel in compared_paths(paths):

@@ -5,6 +5,7 @@ and why. DeviceRun holds one device's run and these findings; check_report.py sa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,8 +36,8 @@ class DeviceRun:
     returncode: int
     compare_passed: bool | None
     log_tail: str
-    follows_lecture: bool | None = None  # compare.json's: every update of every backend is the lecture's
     results_root: Path | None = None  # where this run's result files were kept
+    follows_lecture: bool | None = None  # compare.json's: every update of every backend is the lecture's
     train: Path | None = None  # the run's training table, which the cause rules replay updates on
     lock_identical: bool | None = None  # the fresh dvc.lock equals the committed one byte for byte
     results: list[BackendOutputs] = field(default_factory=list)
@@ -89,7 +90,7 @@ def result_files(paths: PipelinePaths, *roots: Path) -> list[str]:
 
 
 def explanations(
-    run_device: str, reference_device: str | None, env_diffs: list[Difference], versions: list[str]
+    run_device: str, reference_device: str | None, env_diffs: list[Difference], versions: Sequence[str] = ()
 ) -> list[str]:
     """What makes other bytes expected: another device than the committed results', a fingerprint
     difference that the CPU pins cannot cover (architecture, library versions, the pins themselves), or the
@@ -127,7 +128,7 @@ def judge(
     env_diffs: list[Difference],
     params: Params,
     paths: PipelinePaths,
-    versions: list[str],
+    versions: Sequence[str] = (),
 ) -> None:
     """A fresh run's results (kept in run.results_root) against the committed ones in `repo`: what moved
     beyond the tolerances and by how much, from which update step, which files have other bytes, whether

@@ -96,21 +96,21 @@ def cache_root() -> Path:
 
 def requested(texts: list[str], repo: Path) -> list[Requirement]:
     """The command line's specs as requirements: a pip requirement, a bare name (its newest release), or
-    `latest` (every direct dependency's newest). A package named twice is refused."""
+    `latest` (every direct dependency's newest, except those another spec names). A package named twice
+    is refused."""
     wanted: dict[str, Requirement] = {}
-    for text in texts:
-        if text.strip() == LATEST:
-            found = [Requirement(_unpinned(r)) for r in direct(repo)]
-        else:
-            try:
-                found = [Requirement(text)]
-            except InvalidRequirement as exc:
-                raise SpecError(f"{text!r} is not a pip requirement ({exc})") from None
-        for req in found:
-            name = canonicalize_name(req.name)
-            if name in wanted and str(wanted[name]) != str(req):
-                raise SpecError(f"{req.name} is named twice ({wanted[name]}, {req})")
-            wanted[name] = req
+    for text in (t for t in texts if t.strip() != LATEST):
+        try:
+            req = Requirement(text)
+        except InvalidRequirement as exc:
+            raise SpecError(f"{text!r} is not a pip requirement ({exc})") from None
+        name = canonicalize_name(req.name)
+        if name in wanted:
+            raise SpecError(f"{req.name} is named twice ({wanted[name]}, {req})")
+        wanted[name] = req
+    if any(t.strip() == LATEST for t in texts):
+        for req in direct(repo):
+            wanted.setdefault(canonicalize_name(req.name), Requirement(_unpinned(req)))
     return list(wanted.values())
 
 
@@ -149,10 +149,11 @@ def resolve(
     """What pip installs for the direct dependencies with `wanted` in their place, every other lock pin a
     constraint. When pip finds that impossible, the pins the new packages' own requirements exclude are
     released (their versions resolved anew too) and pip asked once more; (files, released names)."""
+    index = _torch_index(pins, say)
+    wanted = _newest(wanted, index)
     names = {canonicalize_name(r.name) for r in wanted}
     others = [r for r in direct(repo) if canonicalize_name(r.name) not in names]
     asked = [*map(str, wanted), *(_unpinned(r) for r in others)]
-    index = _torch_index(pins, say)
     constraints = {n: v for n, v in pins.items() if n not in names}
     try:
         return _pip_resolve(asked, constraints, index), []
@@ -166,9 +167,21 @@ def resolve(
         return _pip_resolve(asked, kept, index), released
 
 
-def _unpinned(req: Requirement) -> str:
+def _newest(wanted: list[Requirement], index: list[str]) -> list[Requirement]:
+    """Bare names pinned to their newest releases (resolved together, free of the lock): with the lock's
+    pins as constraints, pip would settle for the newest release those allow."""
+    bare = [r for r in wanted if not r.specifier and r.url is None]
+    if not bare:
+        return wanted
+    newest = {p.name: p.version for p in _pip_resolve([str(r) for r in bare], {}, index)}
+    return [Requirement(_unpinned(r, newest[canonicalize_name(r.name)])) if r in bare else r for r in wanted]
+
+
+def _unpinned(req: Requirement, version: str | None = None) -> str:
+    """The requirement without its version (or pinned to `version`), extras and marker kept."""
     extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
-    return f"{req.name}{extras}" + (f" ; {req.marker}" if req.marker else "")
+    pin = f"=={version}" if version else ""
+    return f"{req.name}{extras}{pin}" + (f" ; {req.marker}" if req.marker else "")
 
 
 def _excluded(name: str, version: str, resolved: list[Pinned]) -> bool:

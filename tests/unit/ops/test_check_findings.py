@@ -4,7 +4,7 @@ environment explains them and every value is within tolerance; anything else is 
 from __future__ import annotations
 
 from adaline_repro.comparison.agreement import Difference, PairResult
-from adaline_repro.ops import check, check_findings
+from adaline_repro.ops import check, check_findings, check_report
 from adaline_repro.ops.byte_diff import FirstDifference
 from adaline_repro.ops.fingerprint import Difference as EnvDifference
 
@@ -43,12 +43,18 @@ def test_another_device_or_a_byte_relevant_environment_difference_explains_bytes
     assert check_findings.explanations("cpu", "cpu", diffs[:1]) == []
 
 
+def test_the_versions_check_with_changed_explain_bytes():
+    assert check_findings.explanations("cpu", "cpu", [], ["pandas: 3.1.1 -> 3.0.6"]) == [
+        "--with pandas: 3.1.1 -> 3.0.6"
+    ]
+
+
 # --- judging a fresh run against the committed results, on real result files ------------------------------
 # `./pipeline check` gives the committed bytes again (tests/e2e/test_check.py pins that on a real forced run),
 # so the committed files serve as the fresh run here and a changed copy as what was committed.
 
 
-def _judged(tmp_path, params, change, env_diffs=(), train=None):
+def _judged(tmp_path, params, change, env_diffs=(), train=None, versions=()):
     """check_findings.judge on the repository's committed results (the fresh run) against a copy that `change`
     edits (what was committed); (the device run, its check.md text)."""
     import shutil
@@ -67,8 +73,8 @@ def _judged(tmp_path, params, change, env_diffs=(), train=None):
         "cpu", 0, True, "", fresh, train=train, results=check.load_results(fresh, paths, params.train.backends)
     )
     reference = check.load_results(committed, paths, params.train.backends)
-    check_findings.judge(committed, run, reference, list(env_diffs), params, paths)
-    _, text = check_findings.report(check_findings.exit_code([run], []), [], [run], [], {}, None, {})
+    check_findings.judge(committed, run, reference, list(env_diffs), params, paths, versions)
+    _, text = check_report.report(check_findings.exit_code([run], []), [], [run], [], {}, None, {})
     return run, text
 
 
@@ -108,6 +114,16 @@ def test_one_ulp_under_another_torch_is_within_tolerance_and_says_why(tmp_path, 
     assert run.outcome == check_findings.WITHIN_TOLERANCE
     assert run.explained_by == ["torch: 2.12.0+cpu -> 2.13.0+cpu"]
     assert [d.file for d in run.byte_differences] == ["models/module.json"]
+
+
+def test_one_ulp_under_a_version_check_with_changed_is_within_tolerance_by_how_much(tmp_path, params):
+    """A package --with changed explains other bytes as a fingerprint difference does; the report says how
+    far the values moved in units of their tolerance (one float32 ULP of the bias: a fraction of it)."""
+    run, text = _judged(tmp_path, params, lambda root: _nudge_bias(root, "module"), versions=["pandas: 3.1.1 -> 3.0.6"])
+    assert run.outcome == check_findings.WITHIN_TOLERANCE
+    assert run.explained_by == ["--with pandas: 3.1.1 -> 3.0.6"]
+    assert 0 < run.largest_ratio < 1
+    assert f"The largest difference from the committed values is {run.largest_ratio:.3g} of its tolerance." in text
 
 
 def test_a_committed_curve_moved_at_epoch_7_is_drift_of_that_backend_from_epoch_7(tmp_path, params):
@@ -162,3 +178,4 @@ def test_results_from_a_learning_rate_off_by_a_tenth_of_a_percent_are_drift_loca
         assert [(c.rule, c.backend) for c in found.causes] == [("learning_rate", "committed")]
         assert found.causes[0].evidence.startswith("committed's learning rate is 1.001 x the configured one")
     assert "- manual: first divergence at step 1 (epoch 1, batch 1); likely cause: committed: learning " in text
+    assert run.largest_ratio > 1
