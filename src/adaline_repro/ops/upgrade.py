@@ -200,7 +200,8 @@ def _pip_resolve(asked: list[str], constraints: dict[str, str], index: list[str]
         reqs.write_text("".join(f"{a}\n" for a in asked), encoding="utf-8")
         cons.write_text("".join(f"{n}=={v}\n" for n, v in sorted(constraints.items())), encoding="utf-8")
         command = ["install", "--dry-run", "--ignore-installed", "--report", str(report), "-r", str(reqs)]
-        _pip(sys.executable, [*command, "-c", str(cons), *index])
+        about = tuple(Requirement(a).name.lower() for a in asked)
+        _pip(sys.executable, [*command, "-c", str(cons), *index], about)
         items = json.loads(report.read_text(encoding="utf-8"))["install"]
     return [_pinned(item) for item in items]
 
@@ -213,7 +214,10 @@ def _pinned(item: dict) -> Pinned:
     return Pinned(canonicalize_name(meta["name"]), meta["version"], info["url"], sha, requires)
 
 
-def _pip(python: str | Path, args: list[str]) -> None:
+def _pip(python: str | Path, args: list[str], about: tuple[str, ...] = ()) -> None:
+    """Run pip; on failure raise InstallFailed with its one line: the last of its errors that names a
+    package in `about` (pip's own summary, "No matching distribution found for numpy==0.0.1"), else its
+    first error, and the whole log."""
     done = subprocess.run(
         [str(python), "-m", "pip", *args, "--quiet", "--disable-pip-version-check", "--no-input"],
         capture_output=True, text=True,
@@ -221,7 +225,9 @@ def _pip(python: str | Path, args: list[str]) -> None:
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         errors = [line for line in lines if line.startswith("ERROR:")]
-        raise InstallFailed((errors or lines or [f"pip exited with {done.returncode}"])[0], done.stderr[-4000:])
+        naming = [line for line in errors if any(name in line.lower() for name in about)]
+        line = (naming[-1:] or errors or lines or [f"pip exited with {done.returncode}"])[0]
+        raise InstallFailed(line, done.stderr[-4000:])
 
 
 def _torch_index(pins: dict[str, str], say: Callable[[str], None]) -> list[str]:
