@@ -1,5 +1,5 @@
 """The GitHub workflows: valid against GitHub's schema, clean under zizmor, hardened alike; the check and the
-soak tier run nightly, the tests on every push and pull request, each tier once."""
+soak tier run nightly, the upgrade checks weekly, the tests on every push and pull request, each tier once."""
 
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ WORKFLOWS = REPO / ".github" / "workflows"
 WORKFLOW = WORKFLOWS / "reproducibility.yml"
 TESTS = WORKFLOWS / "tests.yml"
 SOAK = WORKFLOWS / "soak.yml"
+UPGRADES = WORKFLOWS / "upgrades.yml"
 BIN = Path(sys.executable).parent
 ALL = sorted(WORKFLOWS.glob("*.yml"))
 
 
-def test_the_three_workflows_exist():
-    assert [w.name for w in ALL] == ["reproducibility.yml", "soak.yml", "tests.yml"]
+def test_the_four_workflows_exist():
+    assert [w.name for w in ALL] == ["reproducibility.yml", "soak.yml", "tests.yml", "upgrades.yml"]
 
 
 @pytest.mark.parametrize("workflow", ALL, ids=lambda w: w.name)
@@ -73,6 +74,21 @@ def test_the_soak_tier_runs_nightly_and_by_hand():
     flow = yaml.safe_load(SOAK.read_text())
     assert set(flow.get("on", flow.get(True))) == {"schedule", "workflow_dispatch"}
     assert [s.get("run") for s in flow["jobs"]["soak"]["steps"]][-1] == "./pipeline test --soak"
+
+
+def test_the_upgrade_checks_run_weekly_with_the_newest_torch_and_every_newest_release_keeping_their_reports():
+    flow = yaml.safe_load(UPGRADES.read_text())
+    triggers = flow.get("on", flow.get(True))
+    assert set(triggers) == {"schedule", "workflow_dispatch"}
+    assert triggers["schedule"][0]["cron"].split()[2:] == ["*", "*", "1"]  # once a week
+    job = flow["jobs"]["check-with"]
+    assert job["strategy"]["matrix"]["spec"] == ["torch", "latest"]
+    [check] = [s for s in job["steps"] if "./pipeline check" in s.get("run", "")]
+    assert check["run"] == './pipeline check --with "$SPEC"'
+    assert check["env"]["SPEC"] == "${{ matrix.spec }}"  # through the environment, not the script's text
+    upload = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert (upload["if"], upload["with"]["path"]) == ("always()", "reports/")
+    assert "${{ matrix.spec }}" in upload["with"]["name"]  # one artifact per spec
 
 
 def test_triggers_permissions_and_pins():
