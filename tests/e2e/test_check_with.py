@@ -1,7 +1,8 @@
 """`./pipeline check --with SPEC` end to end in fresh clones, one test per verdict: another real numpy gives
 the committed bytes (identical) and a second run reuses its venv; a local PyYAML wheel that reads every
-float 1 % larger moves the results (drift, from update step 1, the learning rate named); a version pip
-cannot find is broken with pip's line. Each names the versions it ran, in the reports and in MLflow."""
+float 1 % larger moves the results (drift, from update step 1, the learning rate named), one that reads them
+1e-7 larger moves them within the tolerances (within tolerance); a version pip cannot find is broken with
+pip's line. Each names the versions it ran, in the reports and in MLflow."""
 
 from __future__ import annotations
 
@@ -90,7 +91,8 @@ def _float_scaling_pyyaml(folder: Path, factor: float) -> Path:
     files["yaml/constructor.py"] = files["yaml/constructor.py"].replace(
         original, f"            return sign*float(value)*{factor!r}\n".encode()
     )
-    return wheel(folder, "PyYAML", f"{_yaml('print(yaml.__version__)')}+scaledfloats", files)
+    label = f"{factor:.7f}".replace(".", "x")  # a local version label: letters, digits and dots only
+    return wheel(folder, "PyYAML", f"{_yaml('print(yaml.__version__)')}+floats{label}", files)
 
 
 def test_a_pyyaml_reading_floats_1_percent_larger_is_drift_from_step_1_naming_the_learning_rate(
@@ -115,6 +117,25 @@ def test_a_pyyaml_reading_floats_1_percent_larger_is_drift_from_step_1_naming_th
     [(tags, metrics)] = _logged(env)
     assert tags["version.pyyaml"] == f"{change['locked']} -> {change['now']}"
     assert {metrics[f"cpu.first_divergence_step.{b}"] for b in BACKENDS} == {1.0}
+
+
+def test_a_pyyaml_reading_floats_a_float32_ulp_larger_is_within_tolerance_explained_by_its_version(
+    tmp_path_factory, venvs
+):
+    """lr 0.01 x (1 + 1e-7) is one float32 ULP above float32(0.01): every value moves by about 1e-7 of itself,
+    within the compare tolerances, and the other bytes are explained by the version --with changed."""
+    built = _float_scaling_pyyaml(tmp_path_factory.mktemp("wheels"), 1.0000001)
+    done, report, root, _ = _check_with(tmp_path_factory, venvs, f"pyyaml @ {built.as_uri()}")
+    assert done.returncode == EXIT_OK, done.stdout + done.stderr
+    [change] = report["with"]["changes"]
+    cpu = report["devices"]["cpu"]
+    assert cpu["outcome"] == check_findings.WITHIN_TOLERANCE
+    assert cpu["explained_by"] == [f"--with pyyaml: {change['locked']} -> {change['now']}"]
+    assert 0 < cpu["largest_tolerance_ratio"] <= 1
+    assert {"models/manual.json", "steps/manual.csv"} <= {d["file"] for d in cpu["byte_differences"]}
+    assert all(found is None for found in cpu["first_divergence"].values())
+    text = (root / "reports" / "check.md").read_text()
+    assert f"The largest difference from the committed values is {cpu['largest_tolerance_ratio']:.3g} of its" in text
 
 
 def test_a_version_pip_cannot_find_is_broken_with_pips_line(tmp_path_factory, venvs):
