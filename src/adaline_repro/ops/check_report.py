@@ -47,21 +47,7 @@ def report(
         **({"with": upgrade.to_json()} if upgrade else {}),
         "stale": stale,
         "dvc_lock_identical": {r.device: r.lock_identical for r in runs},
-        "devices": {
-            r.device: {
-                "returncode": r.returncode,
-                "compare_passed": r.compare_passed,
-                "follows_lecture": r.follows_lecture,
-                "outcome": r.outcome,
-                "largest_tolerance_ratio": r.largest_ratio,
-                "explained_by": r.explained_by,
-                "byte_differences": [d.as_dict() for d in r.byte_differences],
-                "drift": {p.a: p.to_json() for p in r.drift},
-                "first_divergence": _divergences_json(r.divergences),
-                "log_tail": r.log_tail if r.returncode else "",
-            }
-            for r in runs
-        },
+        "devices": {r.device: _device_json(r) for r in runs},
         "cross_device": {p.a: p.to_json() for p in cross},
         "cross_device_first_divergence": _divergences_json(cross_divergences),
         "environment": {
@@ -77,17 +63,7 @@ def report(
         md += ["dvc.lock is stale: params.yaml or the code changed since it was written. Run `./pipeline repro`", ""]
         md += [f"- {reason}" for reason in stale] + [""]
     for r in runs:
-        verdict = {True: "backends agree", False: "BACKENDS DIFFER", None: "BROKEN RUN"}[r.compare_passed]
-        lecture = {True: " and follow the lecture", False: ", but not the lecture", None: ""}[r.follows_lecture]
-        md += [f"## {r.device}: {verdict}{lecture if r.compare_passed else ''}", ""]
-        if r.outcome is not None:
-            md += _outcome_lines(r)
-        if r.broken:
-            md += ["```", r.log_tail.strip(), "```", ""]
-        if r.drift:
-            moved = [f"{p.a} {d.quantity}" for p in r.drift for d in p.differences if not d.passed]
-            md += [f"Against the committed results: {'moved: ' + ', '.join(moved) if moved else 'no drift'}.", ""]
-            md += [*_pairs_table(r.drift, "committed", "fresh"), "", *_divergence_lines(r.divergences)]
+        md += _device_lines(r)
     if cross:
         md += ["## Across devices", "", *_pairs_table(cross, runs[0].device, runs[1].device), ""]
         md += _divergence_lines(cross_divergences)
@@ -96,6 +72,37 @@ def report(
         md.append(f"| {key} | {_leaf(env_ref, key) if env_ref else '-'} | {_leaf(env_now, key)} |")
     md += ["", "Differences: " + ("; ".join(data["environment"]["differences"]) or "none")]
     return data, "\n".join(md) + "\n"
+
+
+def _device_json(r: DeviceRun) -> dict:
+    return {
+        "returncode": r.returncode,
+        "compare_passed": r.compare_passed,
+        "follows_lecture": r.follows_lecture,
+        "outcome": r.outcome,
+        "largest_tolerance_ratio": r.largest_ratio,
+        "explained_by": r.explained_by,
+        "byte_differences": [d.as_dict() for d in r.byte_differences],
+        "drift": {p.a: p.to_json() for p in r.drift},
+        "first_divergence": _divergences_json(r.divergences),
+        "log_tail": r.log_tail if r.returncode else "",
+    }
+
+
+def _device_lines(r: DeviceRun) -> list[str]:
+    """One device's section: do the backends agree (and follow the lecture), the outcome, what moved."""
+    verdict = {True: "backends agree", False: "BACKENDS DIFFER", None: "BROKEN RUN"}[r.compare_passed]
+    lecture = {True: " and follow the lecture", False: ", but not the lecture", None: ""}[r.follows_lecture]
+    md = [f"## {r.device}: {verdict}{lecture if r.compare_passed else ''}", ""]
+    if r.outcome is not None:
+        md += _outcome_lines(r)
+    if r.broken:
+        md += ["```", r.log_tail.strip(), "```", ""]
+    if r.drift:
+        moved = [f"{p.a} {d.quantity}" for p in r.drift for d in p.differences if not d.passed]
+        md += [f"Against the committed results: {'moved: ' + ', '.join(moved) if moved else 'no drift'}.", ""]
+        md += [*_pairs_table(r.drift, "committed", "fresh"), "", *_divergence_lines(r.divergences)]
+    return md
 
 
 def title(specs: tuple[str, ...] | list[str]) -> str:
