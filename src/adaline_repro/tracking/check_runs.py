@@ -13,16 +13,7 @@ from mlflow.entities import Metric, RunStatus
 
 from adaline_repro.core import processes
 from adaline_repro.core.checkout import checkout_id
-from adaline_repro.tracking.store import (
-    CHECKOUT_TAG,
-    PROCESS_TAG,
-    ROLE_TAG,
-    STORE_FAILURES,
-    client,
-    ensure_experiment,
-    init_store,
-    store_error,
-)
+from adaline_repro.tracking import store
 
 
 @dataclass(frozen=True)
@@ -59,12 +50,13 @@ def check_run(report: dict, markdown: str) -> CheckRun:
 
 def log_check(uri: str, experiment: str, run: CheckRun) -> str:
     """Log the run; returns its id."""
-    init_store(uri)
-    c = client(uri)
+    store.init_store(uri)
+    c = store.client(uri)
     run_id = None
     try:
-        experiment_id = ensure_experiment(c, experiment, uri)
-        owner = {CHECKOUT_TAG: checkout_id(), PROCESS_TAG: str(processes.current()), ROLE_TAG: "check"}
+        experiment_id = store.ensure_experiment(c, experiment, uri)
+        owner = {store.CHECKOUT_TAG: checkout_id(), store.PROCESS_TAG: str(processes.current())}
+        owner[store.ROLE_TAG] = "check"
         run_id = c.create_run(experiment_id, run_name=run.name, tags={**run.tags, **owner}).info.run_id
         now = int(time.time() * 1000)
         c.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in sorted(run.metrics.items())])
@@ -72,8 +64,8 @@ def log_check(uri: str, experiment: str, run: CheckRun) -> str:
             c.log_text(run_id, text, name)
         c.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
         return run_id
-    except STORE_FAILURES as exc:
+    except store.STORE_FAILURES as exc:
         if run_id is not None:
-            with contextlib.suppress(*STORE_FAILURES):  # the store is what failed: the error below says so
+            with contextlib.suppress(*store.STORE_FAILURES):  # the store is what failed: the error below says so
                 c.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
-        raise store_error(uri, exc) from None
+        raise store.store_error(uri, exc) from None
