@@ -9,10 +9,14 @@ import zipfile
 from pathlib import Path
 
 
-def wheel(folder: Path, name: str, version: str, files: dict[str, bytes], requires: tuple[str, ...] = ()) -> Path:
-    """Write `{name}-{version}-py3-none-any.whl` holding `files` (path in site-packages -> bytes)."""
+def wheel(
+    folder: Path, name: str, version: str, files: dict[str, bytes], requires: tuple[str, ...] = (), extras: tuple = ()
+) -> Path:
+    """Write `{name}-{version}-py3-none-any.whl` holding `files` (path in site-packages -> bytes), requiring
+    `requires` and providing `extras`."""
     dist = f"{name.replace('-', '_')}-{version}"
     metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    metadata += "".join(f"Provides-Extra: {e}\n" for e in extras)
     metadata += "".join(f"Requires-Dist: {r}\n" for r in requires)
     entries = {
         **files,

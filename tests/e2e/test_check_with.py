@@ -14,8 +14,8 @@ import mlflow
 import pytest
 
 from adaline_repro.backends import BACKENDS
-from adaline_repro.core.errors import EXIT_BROKEN, EXIT_DRIFT, EXIT_INPUT, EXIT_OK
-from adaline_repro.ops import check_findings, upgrade
+from adaline_repro.core.errors import EXIT_BROKEN, EXIT_DRIFT, EXIT_INPUT, EXIT_OK, EXIT_STALE
+from adaline_repro.ops import check_findings
 from tests.conftest import VENV, make_clone, run_cmd
 from tests.wheels import wheel
 
@@ -158,5 +158,22 @@ def test_with_never_rewrites_the_committed_results(tmp_path_factory):
     assert done.stderr.strip() == (
         "error: check: --with compares other versions with the committed results; it never rewrites them"
     )
-    assert upgrade.MARKER == ".check-with.json"  # the name ./pipeline looks for
-    assert 'f "$venv/.check-with.json"' in (root / "pipeline").read_text()
+
+
+def test_a_stale_lock_is_said_before_any_venv_is_built(tmp_path_factory):
+    """Staleness is asked first: a venv takes minutes and GBs to build, and the verdict could mean nothing."""
+    root, env = make_clone(tmp_path_factory)
+    params = root / "params.yaml"
+    params.write_text(params.read_text().replace("  epochs: 20", "  epochs: 21"))
+    venvs = tmp_path_factory.mktemp("no-venvs")
+    env["ADALINE_CHECK_VENVS"] = str(venvs)
+    done = run_cmd(["./pipeline", "check", "--with", f"numpy=={OTHER_NUMPY}"], root, env, check=False)
+    assert done.returncode == EXIT_STALE, done.stdout + done.stderr
+    report = json.loads((root / "reports" / "check.json").read_text())
+    assert (report["status"], report["with"], report["devices"]) == ("stale", {"specs": [f"numpy=={OTHER_NUMPY}"]}, {})
+    assert (
+        (root / "reports" / "check.md")
+        .read_text()
+        .startswith(f"# Reproducibility check with numpy=={OTHER_NUMPY}: stale")
+    )
+    assert list(venvs.iterdir()) == []

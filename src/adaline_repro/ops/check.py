@@ -12,20 +12,20 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from adaline_repro.comparison import BackendOutputs, Divergence, Lecture, PairResult, load_outputs
 from adaline_repro.core.checkout import PipelinePaths, pipeline_paths, repository_root
-from adaline_repro.core.errors import EXIT_BROKEN, EXIT_DIFFER, EXIT_DRIFT, EXIT_OK, EXIT_STALE, InputError
+from adaline_repro.core.errors import EXIT_BROKEN, EXIT_DIFFER, EXIT_DRIFT, EXIT_OK, EXIT_STALE, InputError, StoreError
 from adaline_repro.core.files import atomic_write_bytes, atomic_write_text, json_text, read_json
 from adaline_repro.core.params import Params, load_params
 from adaline_repro.dvc_support import internals
 from adaline_repro.ops import upgrade as upgrades
 from adaline_repro.ops.check_findings import DeviceRun, compared_paths, divergences, drift, exit_code, judge
-from adaline_repro.ops.check_report import STATUS, install_report, report, title
-from adaline_repro.ops.fingerprint import differences, fingerprint, fingerprint_in
-from adaline_repro.ops.upgrade import InstallFailed, ScratchVenv
+from adaline_repro.ops.check_report import STATUS, check_run, install_report, report, title
+from adaline_repro.ops.fingerprint import differences, fingerprint
+from adaline_repro.ops.upgrade import Change, InstallFailed, ScratchVenv
 from adaline_repro.repro.checkout_run import CheckoutRun
 
 # The check's own outputs (not pipeline outputs: dvc.yaml does not know them).
@@ -40,8 +40,9 @@ class CheckError(InputError):
         super().__init__(f"check: {message}")
 
 
-def stale_reasons(repo: Path, env: dict[str, str]) -> list[str]:
+def stale_reasons(repo: Path) -> list[str]:
     """What `dvc status` says changed in params or code without dvc.lock following, one line each."""
+    env = {k: v for k, v in os.environ.items() if k != "DVC_ROOT"}
     done = subprocess.run(["dvc", "status", "--json"], cwd=repo, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise CheckError(f"dvc status failed: {done.stderr.strip()}")
@@ -156,40 +157,67 @@ def run_check(
     keep: bool = False,
     log_to_store: bool = False,
     say: Callable[[str], None] = print,
-    upgrade: ScratchVenv | None = None,
+    specs: tuple[str, ...] = (),
 ) -> int:
     """The whole check; writes reports/check.{json,md} in `repo` and returns the exit code. With `update`
-    (the checkout, held by the caller) it rewrites the committed results from the fresh run; with `upgrade`
-    the scratch copy runs in that venv (check --with) and the verdict is logged to the store."""
+    (the checkout, held by the caller) it rewrites the committed results from the fresh run. With `specs`
+    (check --with) the scratch copy runs in the venv of those versions, built after the staleness is asked
+    (it takes minutes); an install that fails, or a venv whose libraries do not run, is a broken check with
+    its line and the versions resolved; the verdict is logged to the store."""
+    paths = pipeline_paths(repo)
+    stale = [] if update else stale_reasons(repo)
+    upgrade = None
+    if specs and not stale:
+        try:
+            upgrade = upgrades.prepare(repo, list(specs), say)
+            env_now = upgrades.environment(upgrade)
+        except InstallFailed as failed:
+            data, text = install_report(specs, failed)
+            return _conclude(repo, params, EXIT_BROKEN, data, text, say, specs, failed.changes)
+    else:
+        env_now = fingerprint()
+    if "cuda" in devices and not env_now["cuda"]["available"]:
+        raise CheckError("--devices asks for cuda, but no CUDA device is available")
+    env_ref = read_json(repo / ENVIRONMENT) if (repo / ENVIRONMENT).exists() else None
+    runs = [] if stale else _run_devices(repo, params, devices, env_ref, env_now, upgrade, log_to_store, keep, say)
+    cross, cross_divergences = _across_devices(runs, params)
+    code = EXIT_STALE if stale else exit_code(runs, cross)
+    if update and code in (EXIT_OK, EXIT_DRIFT):
+        changed = update_reference(repo, paths, runs[0], env_now, update)
+        say(f"check --update: {len(changed)} committed files rewritten" + "".join(f"\n  {c}" for c in changed))
+        code = EXIT_OK
+    data, text = report(code, stale, runs, cross, cross_divergences, env_ref, env_now, specs, upgrade)
+    return _conclude(repo, params, code, data, text, say, specs, upgrade.changes if upgrade else (), runs)
+
+
+def _run_devices(
+    repo: Path,
+    params: Params,
+    devices: list[str],
+    env_ref: dict | None,
+    env_now: dict,
+    upgrade: ScratchVenv | None,
+    log_to_store: bool,
+    keep: bool,
+    say: Callable[[str], None],
+) -> list[DeviceRun]:
+    """The pipeline from scratch on each device, in one scratch copy (in `upgrade`'s venv, when given), each
+    run judged against the committed results."""
     paths = pipeline_paths(repo)
     scratch = new_scratch(repo)
     env = scratch_env(scratch, repo, log_to_store, upgrade.path if upgrade else None)
     versions = [str(c) for c in upgrade.changes] if upgrade else []
     try:
-        stale = [] if update else stale_reasons(repo, env)
-        env_now = fingerprint_in(upgrade.path) if upgrade else fingerprint()
-        if "cuda" in devices and not env_now["cuda"]["available"]:
-            raise CheckError("--devices asks for cuda, but no CUDA device is available")
-        env_file = repo / ENVIRONMENT
-        env_ref = read_json(env_file) if env_file.exists() else None
-        runs: list[DeviceRun] = []
-        if not stale:
-            reference = load_results(repo, paths, params.train.backends)
-            env_diffs = differences(env_ref, env_now) if env_ref else []
-            for device in devices:
-                say(f"check: running the pipeline from scratch on {device} in {scratch}")
-                run = run_device(scratch, device, env, params, paths)
-                if run.results:
-                    judge(repo, run, reference, env_diffs, params, paths, versions)
-                runs.append(run)
-        cross, cross_divergences = _across_devices(runs, params)
-        code = EXIT_STALE if stale else exit_code(runs, cross)
-        if update and code in (EXIT_OK, EXIT_DRIFT):
-            changed = update_reference(repo, paths, runs[0], env_now, update)
-            say(f"check --update: {len(changed)} committed files rewritten" + "".join(f"\n  {c}" for c in changed))
-            code = EXIT_OK
-        data, text = report(code, stale, runs, cross, cross_divergences, env_ref, env_now, upgrade)
-        return _conclude(repo, params, code, data, text, say, upgrade.specs if upgrade else None)
+        reference = load_results(repo, paths, params.train.backends)
+        env_diffs = differences(env_ref, env_now) if env_ref else []
+        runs = []
+        for device in devices:
+            say(f"check: running the pipeline from scratch on {device} in {scratch}")
+            run = run_device(scratch, device, env, params, paths)
+            if run.results:
+                judge(repo, run, reference, env_diffs, params, paths, versions)
+            runs.append(run)
+        return runs
     finally:
         if keep:
             say(f"check: scratch copy kept in {scratch}")
@@ -198,20 +226,33 @@ def run_check(
 
 
 def _conclude(
-    repo: Path, params: Params, code: int, data: dict, text: str, say: Callable[[str], None], specs: tuple | None
+    repo: Path,
+    params: Params,
+    code: int,
+    data: dict,
+    text: str,
+    say: Callable[[str], None],
+    specs: tuple[str, ...],
+    changes: tuple[Change, ...] = (),
+    runs: Sequence[DeviceRun] = (),
 ) -> int:
-    """Write the reports, say them; a check --with also logs its verdict, with its versions, to the store."""
+    """Write the reports, say them; a check --with also logs its verdict, with its versions, to the store
+    (a store that fails is said in one line and leaves the verdict's exit code as it is)."""
     atomic_write_text(repo / REPORT_JSON, json_text(data))
     atomic_write_text(repo / REPORT_MD, text)
     say(text)
-    if specs is not None:
+    if specs:
         from adaline_repro.core.tracking_uri import tracking_uri
         from adaline_repro.tracking import check_runs
 
         experiment = check_runs.experiment_name(params.tracking.experiment)
-        run_id = check_runs.log_check(tracking_uri(repo), experiment, check_runs.check_run(data, text))
-        say(f"check: logged to MLflow as run {run_id} (experiment {experiment})")
-    say(f"check{title(specs or ())}: {STATUS[code]} (exit {code}); report in {REPORT_MD}")
+        try:
+            logged = check_run(code, specs, changes, runs, {"check.md": text, "check.json": json_text(data)})
+            run_id = check_runs.log_check(tracking_uri(repo), experiment, logged)
+            say(f"check: logged to MLflow as run {run_id} (experiment {experiment})")
+        except StoreError as exc:
+            say(f"check: not logged to MLflow: {exc}")
+    say(f"check{title(specs)}: {STATUS[code]} (exit {code}); report in {REPORT_MD}")
     return code
 
 
@@ -247,20 +288,15 @@ def command(
     with_specs: list[str] | None = None,
 ) -> int:
     """`./pipeline check`: the devices default to train.device from params.yaml. With --update it holds the
-    checkout for its whole run, as ./pipeline repro does. With --with it first builds (or finds) the venv of
-    those versions; an install that fails is a broken check, reported with pip's line."""
+    checkout for its whole run, as ./pipeline repro does; --with runs under other versions (run_check)."""
     params = load_params(params_yaml)
     repo = repository_root()
     chosen = parse_devices(devices or params.train.device)
+    if with_specs and update:
+        raise CheckError("--with compares other versions with the committed results; it never rewrites them")
     if with_specs:
-        if update:
-            raise CheckError("--with compares other versions with the committed results; it never rewrites them")
-        try:
-            upgrade = upgrades.prepare(repo, with_specs, say)
-        except InstallFailed as failed:
-            data, text = install_report(with_specs, failed.line, failed.log)
-            return _conclude(repo, params, EXIT_BROKEN, data, text, say, tuple(with_specs))
-        return run_check(repo, params, chosen, keep=keep, log_to_store=log_to_store, say=say, upgrade=upgrade)
+        specs = tuple(with_specs)
+        return run_check(repo, params, chosen, keep=keep, log_to_store=log_to_store, say=say, specs=specs)
     if not update:
         return run_check(repo, params, chosen, keep=keep, log_to_store=log_to_store, say=say)
     command_line = "./pipeline check --update" + (f" --devices {devices}" if devices else "")

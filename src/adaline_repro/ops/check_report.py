@@ -4,11 +4,17 @@ or broken with its log), whether the backends agree, the versions `--with` chang
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from adaline_repro.comparison import Divergence, PairResult, summary
 from adaline_repro.core.errors import EXIT_BROKEN, EXIT_DIFFER, EXIT_DRIFT, EXIT_OK, EXIT_STALE
 from adaline_repro.ops.check_findings import IDENTICAL, WITHIN_TOLERANCE, DeviceRun
 from adaline_repro.ops.fingerprint import differences
-from adaline_repro.ops.upgrade import ScratchVenv
+from adaline_repro.ops.upgrade import Change, InstallFailed, ScratchVenv
+
+if TYPE_CHECKING:
+    from adaline_repro.tracking.check_runs import CheckRun
 
 STATUS = {
     EXIT_OK: "passed",
@@ -38,13 +44,14 @@ def report(
     cross_divergences: dict[str, Divergence | None],
     env_ref: dict | None,
     env_now: dict,
+    specs: tuple[str, ...] = (),
     upgrade: ScratchVenv | None = None,
 ) -> tuple[dict, str]:
-    """(check.json content, check.md text)."""
+    """(check.json content, check.md text); `specs` and `upgrade`: check --with's (no venv when stale)."""
     data = {
         "status": STATUS[code],
         "exit_code": code,
-        **({"with": upgrade.to_json()} if upgrade else {}),
+        **({"with": upgrade.to_json() if upgrade else {"specs": list(specs)}} if specs else {}),
         "stale": stale,
         "dvc_lock_identical": {r.device: r.lock_identical for r in runs},
         "devices": {r.device: _device_json(r) for r in runs},
@@ -56,7 +63,7 @@ def report(
             "differences": [str(d) for d in differences(env_ref, env_now)] if env_ref else [NO_REFERENCE],
         },
     }
-    md = [f"# Reproducibility check{title(upgrade.specs if upgrade else ())}: {STATUS[code]}", ""]
+    md = [f"# Reproducibility check{title(specs)}: {STATUS[code]}", ""]
     if upgrade:
         md += _version_lines(upgrade)
     if stale:
@@ -109,19 +116,45 @@ def title(specs: tuple[str, ...] | list[str]) -> str:
     return f" with {' '.join(specs)}" if specs else ""
 
 
-def install_report(specs: list[str], line: str, log: str) -> tuple[dict, str]:
-    """(check.json, check.md) of a check whose --with install failed: broken, with pip's line."""
-    data = {"status": STATUS[EXIT_BROKEN], "exit_code": EXIT_BROKEN, "with": {"specs": specs, "error": line}}
-    md = [f"# Reproducibility check{title(specs)}: {STATUS[EXIT_BROKEN]}", "", f"The install failed: {line}", ""]
-    return {**data, "log_tail": log}, "\n".join([*md, "```", log.strip(), "```"]) + "\n"
+def install_report(specs: tuple[str, ...], failed: InstallFailed) -> tuple[dict, str]:
+    """(check.json, check.md) of a check --with whose venv could not be built or does not run: broken, with
+    its line and the versions resolved, when it got that far."""
+    upgrade = {"specs": list(specs), "changes": [c.to_json() for c in failed.changes], "error": failed.line}
+    data = {"status": STATUS[EXIT_BROKEN], "exit_code": EXIT_BROKEN, "with": upgrade, "log_tail": failed.log}
+    md = [f"# Reproducibility check{title(specs)}: {STATUS[EXIT_BROKEN]}", "", f"The install failed: {failed.line}", ""]
+    md += _changes_table(failed.changes) if failed.changes else []
+    return data, "\n".join([*md, "```", failed.log.strip(), "```"]) + "\n"
+
+
+def check_run(
+    code: int, specs: tuple[str, ...], changes: tuple[Change, ...], runs: Sequence[DeviceRun], reports: dict[str, str]
+) -> CheckRun:
+    """The MLflow run of a check --with: named by its specs and status; tagged with them, each changed
+    version (`version.torch`: "2.13.0+cpu -> 2.15.0") and each device's outcome; its figures as metrics."""
+    from adaline_repro.tracking.check_runs import CheckRun  # MLflow's import: only when a check logs
+
+    tags = {"check.with": " ".join(specs), "check.status": STATUS[code]}
+    tags |= {f"version.{c.name}": f"{c.locked or '-'} -> {c.now or '-'}" for c in changes}
+    metrics = {"exit_code": float(code)}
+    for r in runs:
+        tags[f"check.{r.device}.outcome"] = r.outcome or "broken"
+        tags[f"check.{r.device}.backends_agree"] = str(r.compare_passed)
+        if r.largest_ratio is not None:
+            metrics[f"{r.device}.largest_tolerance_ratio"] = r.largest_ratio
+        for backend, found in r.divergences.items():
+            if found is not None:
+                metrics[f"{r.device}.first_divergence_step.{backend}"] = float(found.step)
+    return CheckRun(f"check{title(specs)}: {STATUS[code]}", tags, metrics, reports)
+
+
+def _changes_table(changes: tuple[Change, ...]) -> list[str]:
+    lines = ["| package | requirements.lock | this check |", "|---|---|---|"]
+    return [*lines, *(f"| {c.name} | {c.locked or '-'} | {c.now or '-'} |" for c in changes), ""]
 
 
 def _version_lines(upgrade: ScratchVenv) -> list[str]:
     """The packages whose versions differ from requirements.lock's."""
-    lines = ["| package | requirements.lock | this check |", "|---|---|---|"]
-    lines += [f"| {c.name} | {c.locked or '-'} | {c.now or '-'} |" for c in upgrade.changes]
-    if not upgrade.changes:
-        lines = ["Every version is requirements.lock's."]
+    lines = _changes_table(upgrade.changes)[:-1] if upgrade.changes else ["Every version is requirements.lock's."]
     if upgrade.released:
         lines += ["", f"Released from the lock (the new versions exclude its pins): {', '.join(upgrade.released)}."]
     return [*lines, "", f"Venv: `{upgrade.path}` ({'reused' if upgrade.reused else 'built by this check'}).", ""]

@@ -208,13 +208,6 @@ def _stdout_of(func: Callable[[], None]) -> str:
         return sink.read().decode(errors="replace")
 
 
-def fingerprint_in(venv: Path) -> dict[str, object]:
-    """The fingerprint as seen from another venv's Python (check --with's): its own torch and numpy."""
-    command = [str(venv / "bin" / "python"), "-m", "adaline_repro.ops.fingerprint"]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout)
-
-
 def differences(a: dict, b: dict, prefix: str = "") -> list[Difference]:
     """Each leaf that differs between two fingerprints (reference `a`, now `b`)."""
     out = []

@@ -3,7 +3,8 @@ pip's resolver, the rest of the lock kept as constraints where the new packages 
 of files it holds (the cache key is what pip resolved), and never written into the repository's .venv.
 
 The resolution is pip's own (`pip install --dry-run --report`): this module only says what to ask for, reads
-pip's report, and installs exactly the files it names."""
+pip's report, and installs exactly the files it names. Resolving needs the package index, even when the venv
+it leads to is in the cache."""
 
 from __future__ import annotations
 
@@ -15,22 +16,26 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from adaline_repro.core.errors import InputError
-from adaline_repro.core.files import atomic_write_text, json_text
+from adaline_repro.core.files import atomic_write_text, json_text, sha256_file
+from adaline_repro.ops.lock import RUNTIME_LOCK
 
 LATEST = "latest"  # --with latest: every direct dependency (requirements.in) at its newest release
-RUNTIME_LOCK, DIRECT = "requirements.lock", "requirements.in"
+DIRECT = "requirements.in"
 MARKER = ".check-with.json"  # in a venv this module built; ./pipeline uses such a venv as it is (no set-up)
 TORCH_INDEX = "ADALINE_TORCH_INDEX"  # PyTorch's CPU index, exported by ./pipeline
+TORCH_BUILD = "ADALINE_TORCH"  # cuda: PyPI's build of torch, as ./pipeline's set-up takes it
 
 
 class SpecError(InputError):
@@ -39,11 +44,12 @@ class SpecError(InputError):
 
 
 class InstallFailed(Exception):
-    """pip could not resolve or install what --with asks for: `line` is pip's own error line."""
+    """pip could not resolve or install what --with asks for, or the venv it built does not run: `line` says
+    why (pip's own error line), `changes` the versions resolved when it got that far."""
 
-    def __init__(self, line: str, log: str) -> None:
+    def __init__(self, line: str, log: str, changes: tuple[Change, ...] = ()) -> None:
         super().__init__(line)
-        self.line, self.log = line, log
+        self.line, self.log, self.changes = line, log, changes
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,9 @@ class Change:
     def __str__(self) -> str:
         return f"{self.name}: {self.locked or 'not installed'} -> {self.now or 'not installed'}"
 
+    def to_json(self) -> dict:
+        return {"name": self.name, "locked": self.locked, "now": self.now}
+
 
 @dataclass(frozen=True)
 class Pinned:
@@ -66,7 +75,7 @@ class Pinned:
     version: str
     url: str
     sha256: str | None
-    requires: tuple[str, ...] = ()  # its metadata's Requires-Dist
+    requires: tuple[Requirement, ...] = ()  # its metadata's Requires-Dist that apply here, its extras included
 
 
 @dataclass(frozen=True)
@@ -74,16 +83,18 @@ class ScratchVenv:
     path: Path
     specs: tuple[str, ...]  # as given on the command line
     changes: tuple[Change, ...]
-    released: tuple[str, ...]  # lock pins dropped because the new packages' requirements exclude them
+    released: tuple[str, ...]  # lock pins dropped because they and the new versions exclude each other
     reused: bool  # found in the cache, not built by this run
+    torch_index: str | None  # PyTorch's CPU index, when pip was given it
 
     def to_json(self) -> dict:
         return {
             "specs": list(self.specs),
-            "changes": [{"name": c.name, "locked": c.locked, "now": c.now} for c in self.changes],
+            "changes": [c.to_json() for c in self.changes],
             "released": list(self.released),
             "venv": str(self.path),
             "reused": self.reused,
+            "torch_index": self.torch_index,
         }
 
 
@@ -96,8 +107,10 @@ def cache_root() -> Path:
 
 def requested(texts: list[str], repo: Path) -> list[Requirement]:
     """The command line's specs as requirements: a pip requirement, a bare name (its newest release), or
-    `latest` (every direct dependency's newest, except those another spec names). A package named twice
-    is refused."""
+    `latest` (every direct dependency's newest, except those another spec names). A direct dependency keeps
+    requirements.in's extras. A package named twice, or a spec whose marker excludes this machine, is
+    refused."""
+    extras = {canonicalize_name(r.name): r.extras for r in direct(repo)}
     wanted: dict[str, Requirement] = {}
     for text in (t for t in texts if t.strip() != LATEST):
         try:
@@ -107,6 +120,9 @@ def requested(texts: list[str], repo: Path) -> list[Requirement]:
         name = canonicalize_name(req.name)
         if name in wanted:
             raise SpecError(f"{req.name} is named twice ({wanted[name]}, {req})")
+        if req.marker is not None and not req.marker.evaluate():
+            raise SpecError(f"{text!r}: its marker excludes this machine, so pip would install nothing")
+        req.extras |= extras.get(name, set())
         wanted[name] = req
     if any(t.strip() == LATEST for t in texts):
         for req in direct(repo):
@@ -121,13 +137,16 @@ def direct(repo: Path) -> list[Requirement]:
 
 
 def locked(repo: Path) -> dict[str, str]:
-    """requirements.lock's pins that apply to this machine (markers evaluated): name -> version."""
+    """requirements.lock's pins that apply to this machine (markers evaluated): name -> version. With
+    ADALINE_TORCH=cuda, torch's without its +cpu label, as ./pipeline installs it."""
     pins = {}
     for line in (repo / RUNTIME_LOCK).read_text(encoding="utf-8").splitlines():
         if line[:1].isalnum():
             req = Requirement(line.rstrip(" \\"))
             if req.marker is None or req.marker.evaluate():
                 pins[canonicalize_name(req.name)] = next(iter(req.specifier)).version
+    if os.environ.get(TORCH_BUILD) == "cuda" and "torch" in pins:
+        pins["torch"] = Version(pins["torch"]).public
     return pins
 
 
@@ -135,22 +154,39 @@ def prepare(repo: Path, texts: list[str], say: Callable[[str], None]) -> Scratch
     """Resolve, then build (or reuse) the venv holding exactly what pip resolved."""
     wanted = requested(texts, repo)
     pins = locked(repo)
+    index = _torch_index(pins, say)
     say(f"check --with: resolving {', '.join(map(str, wanted))} against the rest of {RUNTIME_LOCK} with pip")
-    resolved, released = resolve(repo, wanted, pins, say)
+    resolved, released = resolve(repo, wanted, pins, index, say)
     changes = tuple(_changes(pins, resolved))
-    venv, reused = build(resolved, {"specs": texts, "changes": [str(c) for c in changes]}, say)
     say("check --with: " + ("; ".join(map(str, changes)) or "no version differs from the lock"))
-    return ScratchVenv(venv, tuple(texts), changes, tuple(released), reused)
+    try:
+        venv, reused = build(resolved, {"specs": texts, "changes": [str(c) for c in changes]}, say)
+    except InstallFailed as failed:
+        raise InstallFailed(failed.line, failed.log, changes) from None
+    return ScratchVenv(venv, tuple(texts), changes, tuple(released), reused, index[-1] if index else None)
+
+
+def environment(venv: ScratchVenv) -> dict:
+    """The fingerprint as the venv's own Python sees it (its torch and numpy): fingerprint.py run there.
+    That it runs at all is the first test of the new versions: a venv whose torch or numpy does not
+    import fails here, with its last line."""
+    command = [str(venv.path / "bin" / "python"), "-m", "adaline_repro.ops.fingerprint"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    if done.returncode != 0:
+        why = lines[-1] if lines else f"exit {done.returncode}"
+        raise InstallFailed(f"the new versions do not run: {why}", done.stderr[-4000:], venv.changes)
+    return json.loads(done.stdout.splitlines()[-1])  # the last line: a library may print on import
 
 
 def resolve(
-    repo: Path, wanted: list[Requirement], pins: dict[str, str], say: Callable[[str], None]
+    repo: Path, wanted: list[Requirement], pins: dict[str, str], index: list[str], say: Callable[[str], None]
 ) -> tuple[list[Pinned], list[str]]:
     """What pip installs for the direct dependencies with `wanted` in their place, every other lock pin a
-    constraint. When pip finds that impossible, the pins the new packages' own requirements exclude are
-    released (their versions resolved anew too) and pip asked once more; (files, released names)."""
-    index = _torch_index(pins, say)
-    wanted = _newest(wanted, index)
+    constraint. When pip finds that impossible, the pins that exclude the new versions, or that the new
+    versions' own requirements exclude, are released (resolved anew too) and pip asked once more;
+    (files, released names)."""
+    wanted, alone = _newest(wanted, index)
     names = {canonicalize_name(r.name) for r in wanted}
     others = [r for r in direct(repo) if canonicalize_name(r.name) not in names]
     asked = [*map(str, wanted), *(_unpinned(r) for r in others)]
@@ -158,23 +194,28 @@ def resolve(
     try:
         return _pip_resolve(asked, constraints, index), []
     except InstallFailed:
-        alone = _pip_resolve([str(r) for r in wanted], {}, index)
-        released = sorted(n for n in constraints if _excluded(n, constraints[n], alone))
+        alone = alone or _pip_resolve([str(r) for r in wanted], {}, index)
+        old = _pip_resolve([f"{n}=={v}" for n, v in constraints.items()], {}, index, deps=False)
+        new = {p.name: p.version for p in alone}
+        released = sorted({pin for _, pin in _conflicts(alone, constraints)} | {pin for pin, _ in _conflicts(old, new)})
         if not released:
             raise
-        say(f"check --with: releasing the lock's pins of {', '.join(released)} (the new versions exclude them)")
+        say(f"check --with: releasing the lock's pins of {', '.join(released)} (they and the new versions conflict)")
         kept = {n: v for n, v in constraints.items() if n not in released}
         return _pip_resolve(asked, kept, index), released
 
 
-def _newest(wanted: list[Requirement], index: list[str]) -> list[Requirement]:
+def _newest(wanted: list[Requirement], index: list[str]) -> tuple[list[Requirement], list[Pinned]]:
     """Bare names pinned to their newest releases (resolved together, free of the lock): with the lock's
-    pins as constraints, pip would settle for the newest release those allow."""
+    pins as constraints, pip would settle for the newest release those allow. Also that resolution, when
+    every spec was a bare name (so it is theirs alone)."""
     bare = [r for r in wanted if not r.specifier and r.url is None]
     if not bare:
-        return wanted
-    newest = {p.name: p.version for p in _pip_resolve([str(r) for r in bare], {}, index)}
-    return [Requirement(_unpinned(r, newest[canonicalize_name(r.name)])) if r in bare else r for r in wanted]
+        return wanted, []
+    found = _pip_resolve([str(r) for r in bare], {}, index)
+    newest = {p.name: p.version for p in found}
+    pinned = [Requirement(_unpinned(r, newest[canonicalize_name(r.name)])) if r in bare else r for r in wanted]
+    return pinned, found if len(bare) == len(wanted) else []
 
 
 def _unpinned(req: Requirement, version: str | None = None) -> str:
@@ -184,34 +225,40 @@ def _unpinned(req: Requirement, version: str | None = None) -> str:
     return f"{req.name}{extras}{pin}" + (f" ; {req.marker}" if req.marker else "")
 
 
-def _excluded(name: str, version: str, resolved: list[Pinned]) -> bool:
-    """Does a resolved package require `name` in a version that excludes `version`?"""
-    for item in resolved:
-        for req in map(Requirement, item.requires):
-            applies = canonicalize_name(req.name) == name and (req.marker is None or req.marker.evaluate({"extra": ""}))
-            if applies and not req.specifier.contains(version, prereleases=True):
-                return True
-    return False
+def _conflicts(packages: Iterable[Pinned], versions: dict[str, str]) -> list[tuple[str, str]]:
+    """(package, required name) wherever a package's requirements exclude the version `versions` holds."""
+    return [
+        (p.name, name)
+        for p in packages
+        for req in p.requires
+        if (name := canonicalize_name(req.name)) in versions
+        and not req.specifier.contains(versions[name], prereleases=True)
+    ]
 
 
-def _pip_resolve(asked: list[str], constraints: dict[str, str], index: list[str]) -> list[Pinned]:
+def _pip_resolve(asked: list[str], constraints: dict[str, str], index: list[str], deps: bool = True) -> list[Pinned]:
+    """pip's resolution of `asked` (each a requirement, given as an argument so pip's errors name it)."""
     with tempfile.TemporaryDirectory(prefix="adaline-resolve-") as folder:
-        reqs, cons, report = (Path(folder) / n for n in ("requirements.txt", "constraints.txt", "report.json"))
-        reqs.write_text("".join(f"{a}\n" for a in asked), encoding="utf-8")
+        cons, report = Path(folder) / "constraints.txt", Path(folder) / "report.json"
         cons.write_text("".join(f"{n}=={v}\n" for n, v in sorted(constraints.items())), encoding="utf-8")
-        command = ["install", "--dry-run", "--ignore-installed", "--report", str(report), "-r", str(reqs)]
-        about = tuple(Requirement(a).name.lower() for a in asked)
-        _pip(sys.executable, [*command, "-c", str(cons), *index], about)
+        command = ["install", "--dry-run", "--ignore-installed", "--report", str(report), "-c", str(cons), *index]
+        about = tuple(canonicalize_name(Requirement(a).name) for a in asked)
+        _pip(sys.executable, [*command, *([] if deps else ["--no-deps"]), *asked], about)
         items = json.loads(report.read_text(encoding="utf-8"))["install"]
     return [_pinned(item) for item in items]
 
 
 def _pinned(item: dict) -> Pinned:
-    """One entry of pip's installation report."""
+    """One entry of pip's installation report; a local archive's sha256 computed when pip gave none."""
     info, meta = item["download_info"], item["metadata"]
     sha = info.get("archive_info", {}).get("hashes", {}).get("sha256")
-    requires = tuple(meta.get("requires_dist", []))
-    return Pinned(canonicalize_name(meta["name"]), meta["version"], info["url"], sha, requires)
+    local = Path(urllib.request.url2pathname(urllib.parse.urlsplit(info["url"]).path))
+    if sha is None and info["url"].startswith("file:") and local.is_file():
+        sha = sha256_file(local)
+    extras = {"", *item.get("requested_extras", [])}
+    requires = [Requirement(r) for r in meta.get("requires_dist", [])]
+    applies = [r for r in requires if r.marker is None or any(r.marker.evaluate({"extra": e}) for e in extras)]
+    return Pinned(canonicalize_name(meta["name"]), meta["version"], info["url"], sha, tuple(applies))
 
 
 def _pip(python: str | Path, args: list[str], about: tuple[str, ...] = ()) -> None:
@@ -225,7 +272,7 @@ def _pip(python: str | Path, args: list[str], about: tuple[str, ...] = ()) -> No
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         errors = [line for line in lines if line.startswith("ERROR:")]
-        naming = [line for line in errors if any(name in line.lower() for name in about)]
+        naming = [line for line in errors if any(name in line.lower().replace("_", "-") for name in about)]
         line = (naming[-1:] or errors or lines or [f"pip exited with {done.returncode}"])[0]
         raise InstallFailed(line, done.stderr[-4000:])
 
@@ -235,14 +282,23 @@ def _torch_index(pins: dict[str, str], say: Callable[[str], None]) -> list[str]:
     CPU build wins there (2.15.0+cpu sorts above PyPI's 2.15.0). Only when it answers: pip retries an
     unreachable index for seconds on every request."""
     index = os.environ.get(TORCH_INDEX, "")
-    if not pins.get("torch", "").endswith("+cpu") or not index:
+    if "torch" not in pins or Version(pins["torch"]).local != "cpu" or not index:
         return []
+    if _answers(f"{index.rstrip('/')}/torch/"):
+        return ["--extra-index-url", index]
+    say(f"check --with: PyTorch's CPU index ({index}) does not answer: torch from pip's configured sources")
+    return []
+
+
+def _answers(url: str) -> bool:
+    """Does the index page answer (a local mirror: does its folder exist)?"""
+    if url.startswith("file:"):
+        return Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path)).is_dir()
     try:
-        with urllib.request.urlopen(f"{index.rstrip('/')}/torch/", timeout=5):  # noqa: S310 (the configured index)
-            return ["--extra-index-url", index]
+        with urllib.request.urlopen(url, timeout=5):  # noqa: S310 (the configured index, http or https)
+            return True
     except OSError:
-        say(f"check --with: PyTorch's CPU index ({index}) does not answer: torch from pip's configured sources")
-        return []
+        return False
 
 
 def _changes(pins: dict[str, str], resolved: list[Pinned]) -> list[Change]:
@@ -252,23 +308,41 @@ def _changes(pins: dict[str, str], resolved: list[Pinned]) -> list[Change]:
 
 
 def build(resolved: list[Pinned], record: dict, say: Callable[[str], None]) -> tuple[Path, bool]:
-    """The venv holding exactly `resolved` (by URL, hash-checked where pip knew the hash): from the cache
-    when one holds the same files for this Python; else built, its marker written last, so a build that
-    was stopped is built again. (path, reused)."""
+    """The venv holding exactly `resolved` (by URL; hash-checked when every file's sha256 is known): from
+    the cache when one holds the same files for this Python; else built, its marker written last, so a
+    build that was stopped is built again, and one that failed is removed. (path, reused)."""
     files = sorted((p.name, p.version, p.url, p.sha256 or "") for p in resolved)
     key = hashlib.sha256(json.dumps([sys.version, platform.machine(), files]).encode()).hexdigest()[:16]
     venv = cache_root() / key
     venv.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(f"{venv}.lock"):
+    lock = FileLock(f"{venv}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        say(f"check --with: another check is building {venv}: waiting for it")
+        lock.acquire()
+    try:
         if (venv / MARKER).exists():
-            say(f"check --with: using the venv built before for these {len(files)} files ({venv})")
+            say(f"check --with: using the venv built for these {len(files)} files ({venv})")
             return venv, True
-        shutil.rmtree(venv, ignore_errors=True)
         say(f"check --with: building a venv of {len(files)} packages in {venv} (once for this set; minutes)")
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
-        hashed = all(p.sha256 for p in resolved)
-        lines = [f"{p.name} @ {p.url}" + (f" --hash=sha256:{p.sha256}" if hashed else "") for p in resolved]
-        (venv / "requirements.txt").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-        _pip(venv / "bin" / "python", ["install", "--no-deps", "-r", str(venv / "requirements.txt")])
+        shutil.rmtree(venv, ignore_errors=True)
+        try:
+            _install(venv, resolved)
+        except (InstallFailed, OSError):
+            shutil.rmtree(venv, ignore_errors=True)
+            raise
         atomic_write_text(venv / MARKER, json_text({**record, "files": [list(f) for f in files]}))
-    return venv, False
+        return venv, False
+    finally:
+        lock.release()
+
+
+def _install(venv: Path, resolved: list[Pinned]) -> None:
+    done = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise InstallFailed(f"python -m venv {venv} failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}", "")
+    hashed = all(p.sha256 for p in resolved)
+    lines = [f"{p.name} @ {p.url}" + (f" --hash=sha256:{p.sha256}" if hashed else "") for p in resolved]
+    (venv / "requirements.txt").write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    _pip(venv / "bin" / "python", ["install", "--no-deps", "-r", str(venv / "requirements.txt")])

@@ -5,7 +5,6 @@ is created, its metrics in one `log_batch`; the run ends FINISHED, or FAILED whe
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from dataclasses import dataclass
 
@@ -27,25 +26,6 @@ class CheckRun:
 def experiment_name(pipeline_experiment: str) -> str:
     """The checks' own experiment, beside the pipeline's: a check's run has no backend children."""
     return f"{pipeline_experiment}-checks"
-
-
-def check_run(report: dict, markdown: str) -> CheckRun:
-    """The run of a check --with report (check.json's content, and check.md's text)."""
-    specs = report["with"]["specs"]
-    tags = {"check.with": " ".join(specs), "check.status": report["status"]}
-    for change in report["with"].get("changes", []):
-        tags[f"version.{change['name']}"] = f"{change['locked'] or '-'} -> {change['now'] or '-'}"
-    metrics = {"exit_code": float(report["exit_code"])}
-    for device, run in report.get("devices", {}).items():
-        tags[f"check.{device}.outcome"] = str(run["outcome"])
-        tags[f"check.{device}.backends_agree"] = str(run["compare_passed"])
-        if run["largest_tolerance_ratio"] is not None:
-            metrics[f"{device}.largest_tolerance_ratio"] = run["largest_tolerance_ratio"]
-        for backend, found in run["first_divergence"].items():
-            if found is not None:
-                metrics[f"{device}.first_divergence_step.{backend}"] = float(found["step"])
-    reports = {"check.md": markdown, "check.json": json.dumps(report, indent=2, sort_keys=True)}
-    return CheckRun(f"check with {' '.join(specs)}: {report['status']}", tags, metrics, reports)
 
 
 def log_check(uri: str, experiment: str, run: CheckRun) -> str:

@@ -5,7 +5,9 @@ pip's only source."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +20,8 @@ from tests.wheels import wheel
 @pytest.fixture
 def repo(tmp_path, monkeypatch):
     """A repository whose one direct dependency, alpha 1.0, needs beta (locked at 1.0); the wheel folder
-    also holds alpha 2.0 (which needs beta >= 2), beta 2.0 and 3.0."""
+    also holds alpha 2.0 (which needs beta >= 2), beta 2.0 and 3.0, and gamma 1.0 (which needs beta < 2).
+    pip reads no configuration and no index: the wheel folder is its only source."""
     wheels = tmp_path / "wheels"
     for version, needs in (("1.0", "beta"), ("2.0", "beta>=2")):
         wheel(wheels, "alpha", version, {"alpha/__init__.py": f"VERSION = {version!r}\n".encode()}, (needs,))
@@ -32,11 +35,12 @@ def repo(tmp_path, monkeypatch):
         'beta==1.0 ; python_version >= "3" \\\n    --hash=sha256:00\n    # via alpha\n'
         'beta==0.5 ; python_version < "3"\n'
     )
-    (tmp_path / "no-constraints.txt").write_text("")
-    for key, value in {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels),
-                       "PIP_CONSTRAINT": str(tmp_path / "no-constraints.txt"),
+    (tmp_path / "empty-index").mkdir()
+    for key, value in {"PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": str(wheels),
+                       "PIP_INDEX_URL": (tmp_path / "empty-index").as_uri(),
                        "ADALINE_CHECK_VENVS": str(tmp_path / "venvs")}.items():  # fmt: skip
         monkeypatch.setenv(key, value)
+    monkeypatch.delenv("ADALINE_TORCH", raising=False)
     return root
 
 
@@ -74,6 +78,68 @@ def test_a_new_version_whose_requirements_exclude_a_pin_releases_it(repo):
     assert _imported(venv.path) == {"alpha": "2.0", "beta": "3.0"}
 
 
+def test_a_direct_dependency_named_by_a_spec_keeps_its_extras(repo):
+    """requirements.in's `alpha[fast]`: --with alpha==2.0 still asks for the extra's packages."""
+    wheels = Path(os.environ["PIP_FIND_LINKS"])
+    needs = ("beta>=2", "gamma ; extra == 'fast'")
+    wheel(wheels, "alpha", "2.1", {"alpha/__init__.py": b"VERSION = '2.1'\n"}, needs, extras=("fast",))
+    wheel(wheels, "gamma", "1.0", {"gamma/__init__.py": b""})
+    (repo / "requirements.in").write_text("alpha[fast]==1.0\n")
+    venv = upgrade.prepare(repo, ["alpha==2.1"], print)
+    assert Change("gamma", None, "1.0") in venv.changes
+
+
+def test_a_lock_pin_whose_own_requirements_exclude_the_new_version_is_released(repo):
+    """The lock's gamma 1.0 needs beta < 2: --with beta==2.0 releases gamma, which resolves to its 2.0."""
+    wheels = Path(os.environ["PIP_FIND_LINKS"])
+    wheel(wheels, "gamma", "1.0", {"gamma/__init__.py": b""}, ("beta<2",))
+    wheel(wheels, "gamma", "2.0", {"gamma/__init__.py": b""}, ("beta",))
+    (repo / "requirements.in").write_text("alpha==1.0\ngamma==1.0\n")
+    (repo / "requirements.lock").write_text("alpha==1.0\nbeta==1.0\ngamma==1.0\n")
+    venv = upgrade.prepare(repo, ["beta==2.0"], print)
+    assert venv.released == ("gamma",)
+    assert venv.changes == (Change("beta", "1.0", "2.0"), Change("gamma", "1.0", "2.0"))
+
+
+def test_a_spec_whose_marker_excludes_this_machine_is_refused(repo):
+    with pytest.raises(InputError, match="its marker excludes this machine"):
+        upgrade.requested(['beta==2.0 ; python_version < "3"'], repo)
+
+
+def test_torch_comes_from_pytorchs_cpu_index_where_the_lock_takes_its_cpu_build(repo, tmp_path, monkeypatch):
+    """A lock pinning torch 1.0+cpu: --with torch takes the newest CPU build from ADALINE_TORCH_INDEX (2.0+cpu
+    over the plain 2.0 pip's own sources hold), and says which index; an index that does not answer leaves
+    pip's own sources; ADALINE_TORCH=cuda asks for the plain build, as ./pipeline's set-up does."""
+    wheels = Path(os.environ["PIP_FIND_LINKS"])
+    for version in ("1.0", "2.0"):
+        wheel(wheels, "torch", version, {"torch/__init__.py": f"VERSION = {version!r}\n".encode()})
+    index = tmp_path / "cpu-index"
+    for version in ("1.0+cpu", "2.0+cpu"):
+        wheel(tmp_path / "cpu-wheels", "torch", version, {"torch/__init__.py": b""})
+        (index / "torch").mkdir(parents=True, exist_ok=True)
+    links = "".join(f'<a href="{w.as_uri()}">{w.name}</a>\n' for w in sorted((tmp_path / "cpu-wheels").glob("*.whl")))
+    (index / "torch" / "index.html").write_text(f"<html><body>{links}</body></html>\n")
+    (repo / "requirements.in").write_text("alpha==1.0\ntorch==1.0\n")
+    (repo / "requirements.lock").write_text("alpha==1.0\nbeta==1.0\ntorch==1.0+cpu\n")
+
+    monkeypatch.setenv("ADALINE_TORCH_INDEX", index.as_uri())
+    venv = upgrade.prepare(repo, ["torch"], print)
+    assert (venv.changes, venv.torch_index) == ((Change("torch", "1.0+cpu", "2.0+cpu"),), index.as_uri())
+
+    monkeypatch.setenv("ADALINE_TORCH_INDEX", (tmp_path / "no-such-index").as_uri())
+    said = []
+    venv = upgrade.prepare(repo, ["torch"], said.append)
+    assert (venv.changes, venv.torch_index) == ((Change("torch", "1.0+cpu", "2.0"),), None)
+    assert any("does not answer" in line for line in said)
+
+    monkeypatch.setenv("ADALINE_TORCH_INDEX", index.as_uri())
+    monkeypatch.setenv("ADALINE_TORCH", "cuda")
+    assert upgrade.locked(repo)["torch"] == "1.0"
+    venv = upgrade.prepare(repo, ["beta==2.0"], print)
+    assert (venv.changes, venv.torch_index) == ((Change("beta", "1.0", "2.0"),), None)
+    assert _imported(venv.path, ("torch",)) == {"torch": "1.0"}
+
+
 def test_what_pip_cannot_resolve_fails_with_pips_error_line(repo):
     with pytest.raises(upgrade.InstallFailed) as failed:
         upgrade.prepare(repo, ["beta==9.9"], print)
@@ -100,7 +166,8 @@ def test_a_build_that_stopped_before_its_marker_is_built_again(repo):
     assert not (again.path / "half-built").exists()
 
 
-def _imported(venv):
-    code = "import alpha, beta; print(alpha.VERSION, beta.VERSION)"
+def _imported(venv, names=("alpha", "beta")):
+    """The VERSION each module says it is, in that venv."""
+    code = f"import {', '.join(names)}; print({', '.join(f'{n}.VERSION' for n in names)})"
     out = subprocess.run([venv / "bin" / "python", "-c", code], capture_output=True, text=True, check=True).stdout
-    return dict(zip(("alpha", "beta"), out.split(), strict=True))
+    return dict(zip(names, out.split(), strict=True))
