@@ -54,6 +54,16 @@ class DeviceRun:
     def broken(self) -> bool:
         return self.returncode != 0 and self.compare_passed is not False
 
+    @property
+    def error(self) -> str | None:
+        """A broken run's one line: the last `error:` line ./pipeline printed (the project's own errors take
+        that form), else the log's last line."""
+        if not self.broken:
+            return None
+        lines = [line.strip() for line in self.log_tail.splitlines() if line.strip()]
+        said = [line for line in lines if line.startswith("error:")]
+        return (said or lines or [f"./pipeline repro exited with {self.returncode}"])[-1]
+
 
 def compared_paths(paths: PipelinePaths) -> tuple[str, ...]:
     """What a fresh run is compared on, and what --update rewrites: every result and report, and dvc.lock."""

@@ -92,6 +92,7 @@ def _device_json(r: DeviceRun) -> dict:
         "byte_differences": [d.as_dict() for d in r.byte_differences],
         "drift": {p.a: p.to_json() for p in r.drift},
         "first_divergence": _divergences_json(r.divergences),
+        "error": r.error,
         "log_tail": r.log_tail if r.returncode else "",
     }
 
@@ -104,7 +105,7 @@ def _device_lines(r: DeviceRun) -> list[str]:
     if r.outcome is not None:
         md += _outcome_lines(r)
     if r.broken:
-        md += ["```", r.log_tail.strip(), "```", ""]
+        md += [f"**Broken**: {r.error}", "", "```", r.log_tail.strip(), "```", ""]
     if r.drift:
         moved = [f"{p.a} {d.quantity}" for p in r.drift for d in p.differences if not d.passed]
         md += [f"Against the committed results: {'moved: ' + ', '.join(moved) if moved else 'no drift'}.", ""]
@@ -138,6 +139,8 @@ def check_run(
     metrics = {"exit_code": float(code)}
     for r in runs:
         tags[f"check.{r.device}.outcome"] = r.outcome or "broken"
+        if r.error:
+            tags[f"check.{r.device}.error"] = r.error
         tags[f"check.{r.device}.backends_agree"] = str(r.compare_passed)
         if r.largest_ratio is not None:
             metrics[f"{r.device}.largest_tolerance_ratio"] = r.largest_ratio

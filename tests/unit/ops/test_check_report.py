@@ -1,5 +1,5 @@
 """What a check --with says about its versions: the MLflow run's name and tags (each changed version, each
-device's outcome, a broken one included), and the report of an install that failed, with pip's line and
+device's outcome, a broken one with its one line), and the report of an install that failed, with pip's line and
 the versions resolved before it failed."""
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ CHANGES = (Change("torch", "2.13.0+cpu", "2.15.0"), Change("triton", None, "3.9.
 
 
 def test_the_run_is_tagged_with_each_changed_version_and_a_broken_device_says_so():
-    broken = DeviceRun("cpu", EXIT_BROKEN, None, "error: train@manual: ...")
+    error = "error: prepare: a feature is constant on the training rows; cannot standardize"
+    broken = DeviceRun("cpu", EXIT_BROKEN, None, f"pipeline: running\n{error}\n\n")
     run = check_run(EXIT_BROKEN, ("latest",), CHANGES, [broken], {})
+    assert run.tags["check.cpu.error"] == error
     assert (run.tags["version.torch"], run.tags["version.triton"]) == ("2.13.0+cpu -> 2.15.0", "- -> 3.9.0")
     assert (run.tags["check.with"], run.tags["check.cpu.outcome"]) == ("latest", "broken")
     assert (run.name, run.metrics) == ("check with latest: broken", {"exit_code": EXIT_BROKEN})
