@@ -21,7 +21,7 @@ import pytest
 from adaline_repro.core.checkout import pipeline_paths
 from adaline_repro.core.params import Params, load_params
 from adaline_repro.core.results import Table, read_table
-from adaline_repro.ops.check import copy_worktree
+from adaline_repro.ops.scratch import copy_worktree
 from adaline_repro.stages import fetch, prepare
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from adaline_repro.ops.check import copy_worktree, tracked_files
+from adaline_repro.ops.scratch import copy_worktree, tracked_files
 from tests.conftest import OUTPUT_FOLDERS, REPO, VENV, run_cmd
 
 

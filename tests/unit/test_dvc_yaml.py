@@ -17,7 +17,7 @@ import yaml
 
 from adaline_repro.backends import BACKENDS
 from adaline_repro.core.checkout import pipeline_paths
-from adaline_repro.ops.check import copy_worktree
+from adaline_repro.ops.scratch import copy_worktree
 from adaline_repro.stages.train import orders_digest, shuffle_orders
 from tests.conftest import PATHS, REPO, VENV
 

@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -25,7 +24,9 @@ from adaline_repro.ops import upgrade as upgrades
 from adaline_repro.ops.check_findings import DeviceRun, compared_paths, divergences, drift, exit_code, judge
 from adaline_repro.ops.check_report import STATUS, check_run, install_report, report, title
 from adaline_repro.ops.fingerprint import differences, fingerprint
-from adaline_repro.ops.upgrade import Change, InstallFailed, ScratchVenv
+from adaline_repro.ops.scratch import new_scratch, scratch_env
+from adaline_repro.ops.upgrade import ScratchVenv
+from adaline_repro.ops.versions import Change, InstallFailed
 from adaline_repro.repro.checkout_run import CheckoutRun
 
 # The check's own outputs (not pipeline outputs: dvc.yaml does not know them).
@@ -105,47 +106,6 @@ def update_reference(repo: Path, paths: PipelinePaths, run: DeviceRun, env_now: 
     atomic_write_text(repo / ENVIRONMENT, json_text(env_now))
     held.keep()
     return changed
-
-
-_IDENTITY = {"user.name": "adaline-repro check", "user.email": "check@localhost"}
-
-
-def tracked_files(repo: Path) -> list[str]:
-    """Files git tracks or would track (untracked but not ignored), relative to the repository."""
-    out = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=repo, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    return [name for name in out.split("\0") if name and (repo / name).is_file()]
-
-
-def copy_worktree(repo: Path, dest: Path) -> Path:
-    """Copy the working tree's files (no .venv, no DVC cache, no store) and commit them in a new repository."""
-    for name in tracked_files(repo):
-        (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(repo / name, dest / name)
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_SYSTEM": os.devnull}
-    git = ["git", "-c", "init.defaultBranch=main"]
-    subprocess.run([*git, "init", "-q"], cwd=dest, check=True, env=env)
-    for key, value in _IDENTITY.items():  # dvc exp commits with the repository's identity
-        subprocess.run(["git", "config", key, value], cwd=dest, check=True, env=env)
-    subprocess.run(["git", "add", "-A"], cwd=dest, check=True, env=env)
-    subprocess.run(["git", "commit", "-q", "--no-verify", "-m", "scratch copy"], cwd=dest, check=True, env=env)
-    return dest
-
-
-def scratch_env(scratch: Path, repo: Path, log_to_store: bool, venv: Path | None = None) -> dict[str, str]:
-    """The scratch copy's environment: this venv (or `venv`, check --with's), and a throw-away store."""
-    from adaline_repro.core.tracking_uri import tracking_uri
-
-    env = {**os.environ, "ADALINE_VENV": str(venv) if venv else os.environ.get("ADALINE_VENV", str(repo / ".venv"))}
-    env.pop("DVC_ROOT", None)
-    env["MLFLOW_TRACKING_URI"] = tracking_uri(repo) if log_to_store else f"sqlite:///{scratch}/mlflow.db"
-    return env
-
-
-def new_scratch(repo: Path) -> Path:
-    return copy_worktree(repo, Path(tempfile.mkdtemp(prefix="adaline-check-")))
 
 
 def run_check(

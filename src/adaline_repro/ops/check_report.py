@@ -11,7 +11,8 @@ from adaline_repro.comparison import Divergence, PairResult, summary
 from adaline_repro.core.errors import EXIT_BROKEN, EXIT_DIFFER, EXIT_DRIFT, EXIT_OK, EXIT_STALE
 from adaline_repro.ops.check_findings import IDENTICAL, WITHIN_TOLERANCE, DeviceRun
 from adaline_repro.ops.fingerprint import differences
-from adaline_repro.ops.upgrade import Change, InstallFailed, ScratchVenv
+from adaline_repro.ops.upgrade import ScratchVenv
+from adaline_repro.ops.versions import Change, InstallFailed
 
 if TYPE_CHECKING:
     from adaline_repro.tracking.check_runs import CheckRun

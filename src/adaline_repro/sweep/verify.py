@@ -16,7 +16,7 @@ from pathlib import Path
 
 from adaline_repro.core.checkout import PipelinePaths
 from adaline_repro.core.errors import EXIT_OK, EXIT_VERIFY
-from adaline_repro.ops.check import copy_worktree, scratch_env
+from adaline_repro.ops.scratch import copy_worktree, scratch_env
 from adaline_repro.sweep.grid import Trial
 from adaline_repro.sweep.trial import TrialRecord, dvc_md5
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from adaline_repro.core.errors import EXIT_BROKEN
 from adaline_repro.ops.check_findings import DeviceRun
 from adaline_repro.ops.check_report import check_run, install_report
-from adaline_repro.ops.upgrade import Change, InstallFailed
+from adaline_repro.ops.versions import Change, InstallFailed
 
 CHANGES = (Change("torch", "2.13.0+cpu", "2.15.0"), Change("triton", None, "3.9.0"))
 
