@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from adaline_repro.ops.check import copy_worktree
+from adaline_repro.ops.scratch import copy_worktree
 
 REPO = Path(__file__).resolve().parents[1]
 
