@@ -9,17 +9,25 @@ import pytest
 from adaline_repro.core.errors import InputError
 from adaline_repro.ops import versions
 
+# A lock as ./pipeline lock writes one: a header, hashes and "via" comments under each pin, markers.
+LOCK = [
+    "# generated",
+    "alpha==1.0 \\",
+    "    --hash=sha256:00",
+    "    # via -r requirements.in",
+    'beta==1.0 ; python_version >= "3" \\',
+    "    --hash=sha256:00",
+    'beta==0.5 ; python_version < "3"',
+    "torch==2.13.0+cpu",
+]
+
 
 @pytest.fixture
 def repo(tmp_path, monkeypatch):
     root = tmp_path / "repo"
     root.mkdir()
     (root / "requirements.in").write_text("# the direct dependency\nalpha[fast]==1.0  # pinned, as ours are\n")
-    (root / "requirements.lock").write_text(
-        "# generated\nalpha==1.0 \\\n    --hash=sha256:00\n    # via -r requirements.in\n"
-        'beta==1.0 ; python_version >= "3" \\\n    --hash=sha256:00\n    # via alpha\n'
-        'beta==0.5 ; python_version < "3"\ntorch==2.13.0+cpu\n'
-    )
+    (root / "requirements.lock").write_text("\n".join(LOCK) + "\n")
     monkeypatch.delenv("ADALINE_TORCH", raising=False)
     return root
 
