@@ -143,15 +143,25 @@ def find_wheel(pin: str, platform: Platform, python: str, index: str | None) -> 
         if subprocess.run(command, capture_output=True, text=True).returncode != 0:
             return None
         info = json.loads(report.read_text())["install"][0]["download_info"]
-    url = info["url"]
-    sha256 = info.get("archive_info", {}).get("hashes", {}).get("sha256")
-    if sha256 is None and url.startswith("file:"):  # a file in a local folder: pip read no hash for it
-        sha256 = hashlib.sha256(
-            Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path)).read_bytes()
-        ).hexdigest()
+    url, sha256 = info["url"], archive_sha256(info)
     if sha256 is None:
         raise InputError(f"lock: pip found {url} for {pin} with no sha256")
     return Wheel(urllib.parse.unquote(url.rsplit("/", 1)[-1]), sha256)
+
+
+def local_path(url: str) -> Path | None:
+    """The file or folder a `file:` URL names; None for any other URL."""
+    return Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path)) if url.startswith("file:") else None
+
+
+def archive_sha256(info: dict) -> str | None:
+    """The sha256 of the file a pip report's `download_info` names: the index's, else computed for a file
+    in a local folder (pip reads no hash there); None for what has none (a folder, a VCS checkout)."""
+    sha256 = info.get("archive_info", {}).get("hashes", {}).get("sha256")
+    path = local_path(info["url"])
+    if sha256 is None and path is not None and path.is_file():
+        sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256
 
 
 def torch_entries(version: str, index: str) -> tuple[str, list[str]]:

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -21,8 +20,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from adaline_repro.core.errors import InputError
-from adaline_repro.core.files import sha256_file
-from adaline_repro.ops.lock import RUNTIME_LOCK
+from adaline_repro.ops.lock import RUNTIME_LOCK, archive_sha256, local_path
 
 LATEST = "latest"  # --with latest: every direct dependency (requirements.in) at its newest release
 DIRECT = "requirements.in"
@@ -187,14 +185,10 @@ def _pip_resolve(asked: list[str], constraints: dict[str, str], index: list[str]
 def _pinned(item: dict) -> Pinned:
     """One entry of pip's installation report; a local archive's sha256 computed when pip gave none."""
     info, meta = item["download_info"], item["metadata"]
-    sha = info.get("archive_info", {}).get("hashes", {}).get("sha256")
-    local = Path(urllib.request.url2pathname(urllib.parse.urlsplit(info["url"]).path))
-    if sha is None and info["url"].startswith("file:") and local.is_file():
-        sha = sha256_file(local)
     extras = {"", *item.get("requested_extras", [])}
     requires = [Requirement(r) for r in meta.get("requires_dist", [])]
     applies = [r for r in requires if r.marker is None or any(r.marker.evaluate({"extra": e}) for e in extras)]
-    return Pinned(canonicalize_name(meta["name"]), meta["version"], info["url"], sha, tuple(applies))
+    return Pinned(canonicalize_name(meta["name"]), meta["version"], info["url"], archive_sha256(info), tuple(applies))
 
 
 def pip(python: str | Path, args: list[str], about: tuple[str, ...] = ()) -> None:
@@ -228,8 +222,8 @@ def torch_index(pins: dict[str, str], say: Callable[[str], None]) -> list[str]:
 
 def _answers(url: str) -> bool:
     """Does the index page answer (a local mirror: does its folder exist)?"""
-    if url.startswith("file:"):
-        return Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path)).is_dir()
+    if (folder := local_path(url)) is not None:
+        return folder.is_dir()
     try:
         with urllib.request.urlopen(url, timeout=5):  # noqa: S310 (the configured index, http or https)
             return True
